@@ -1,0 +1,1 @@
+"""One module per `scene-llm` verb (see scene_llm_ros.cli)."""
