@@ -1,0 +1,235 @@
+"""2D patch encoders: an image in, a grid of patch feature vectors out.
+
+Two implementations share one interface (:class:`PatchEncoder`): the small built-in CNN that
+the training pipeline trains for the embedded default model, and a Hugging Face CLIP / SigLIP
+vision tower loaded from a local directory (LLaVA-3D uses CLIP ViT-L/14-336, layer -2).
+"""
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from scene_llm_ros.errors import DataFormatError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class PatchEncoder(abc.ABC):
+    """Maps RGB images to a (grid_height, grid_width) grid of ``feature_dim`` vectors."""
+
+    feature_dim: int
+    grid_size: tuple[int, int]
+
+    @abc.abstractmethod
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        """Encode a batch of images.
+
+        :param images: uint8 (B, H, W, 3) RGB, any size (resized internally).
+        :return: float32 (B, grid_height, grid_width, feature_dim); cell (i, j) covers rows
+            ``[i * H / grid_height, (i + 1) * H / grid_height)`` and the matching columns.
+        """
+
+    @property
+    @abc.abstractmethod
+    def identity(self) -> str:
+        """A string that changes whenever the features would change (for caches)."""
+
+
+def _to_tensor(images: np.ndarray, size: tuple[int, int], mean, std) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> normalised float32 (B, 3, h, w) resized to ``size`` (h, w)."""
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 (B, H, W, 3), got {images.dtype} {images.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+    if tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    mean_t = torch.tensor(mean).view(1, 3, 1, 1)
+    std_t = torch.tensor(std).view(1, 3, 1, 1)
+    return (x - mean_t) / std_t
+
+
+@dataclass
+class BuiltinEncoderConfig:
+    """Configuration of :class:`BuiltinPatchEncoder`.
+
+    :ivar image_height: input height after resizing (pixels, multiple of ``patch_size``).
+    :ivar image_width: input width after resizing.
+    :ivar patch_size: pixels per patch edge (the CNN's total stride, fixed at 16).
+    :ivar feature_dim: output channels per patch.
+    :ivar hidden_dim: channels of the middle stages.
+    """
+
+    image_height: int = 192
+    image_width: int = 256
+    patch_size: int = 16
+    feature_dim: int = 128
+    hidden_dim: int = 96
+
+    def __post_init__(self) -> None:
+        if self.patch_size != 16:
+            raise ValueError(f"the built-in encoder has a stride of 16, got {self.patch_size}")
+        if self.image_height % 16 or self.image_width % 16:
+            raise ValueError(f"image size must be a multiple of 16, got "
+                             f"{self.image_height}x{self.image_width}")
+
+
+class BuiltinPatchNet(nn.Module):
+    """A small strided CNN: 4x4 stem, two residual 3x3 stages, total stride 16."""
+
+    def __init__(self, config: BuiltinEncoderConfig) -> None:
+        super().__init__()
+        h = config.hidden_dim
+        self.stem = nn.Sequential(nn.Conv2d(3, h // 2, 4, stride=4), nn.GELU())
+        self.stage1 = nn.Sequential(nn.Conv2d(h // 2, h // 2, 3, padding=1), nn.GELU())
+        self.down1 = nn.Sequential(nn.Conv2d(h // 2, h, 2, stride=2), nn.GELU())
+        self.stage2 = nn.Sequential(nn.Conv2d(h, h, 3, padding=1), nn.GELU())
+        self.down2 = nn.Conv2d(h, config.feature_dim, 2, stride=2)
+        self.norm = nn.LayerNorm(config.feature_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised -> (B, H/16, W/16, feature_dim)."""
+        x = self.stem(x)
+        x = x + self.stage1(x)
+        x = self.down1(x)
+        x = x + self.stage2(x)
+        x = self.down2(x)
+        return self.norm(x.permute(0, 2, 3, 1))
+
+
+class BuiltinPatchEncoder(PatchEncoder):
+    """The small CNN patch encoder of the embedded default model.
+
+    Until a trained checkpoint is loaded it runs with its seeded initial weights, so features
+    are deterministic but carry no learned semantics.
+    """
+
+    WEIGHTS_NAME = "patch_encoder.safetensors"
+    CONFIG_NAME = "patch_encoder.json"
+
+    def __init__(self, config: BuiltinEncoderConfig | None = None, *, seed: int = 0,
+                 device: str = "cpu") -> None:
+        self.config = config or BuiltinEncoderConfig()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = BuiltinPatchNet(self.config)
+        self.net.eval().to(device)
+        self.device = device
+        self.feature_dim = self.config.feature_dim
+        self.grid_size = (self.config.image_height // 16, self.config.image_width // 16)
+        self._identity = f"builtin:{json.dumps(asdict(self.config), sort_keys=True)}:seed{seed}"
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @torch.inference_mode()
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        x = _to_tensor(images, (self.config.image_height, self.config.image_width),
+                       IMAGENET_MEAN, IMAGENET_STD).to(self.device)
+        return self.net(x).float().cpu().numpy()
+
+    def save_pretrained(self, directory: Path) -> None:
+        """Write config JSON and safetensors weights into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / self.CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2))
+        save_file({k: v.contiguous().cpu() for k, v in self.net.state_dict().items()},
+                  str(directory / self.WEIGHTS_NAME))
+
+    @classmethod
+    def from_pretrained(cls, directory: Path, *, device: str = "cpu") -> BuiltinPatchEncoder:
+        """Load an encoder written by :meth:`save_pretrained`.
+
+        :raises DataFormatError: when files are missing or tensors do not match the config.
+        """
+        directory = Path(directory)
+        try:
+            config = BuiltinEncoderConfig(**json.loads((directory / cls.CONFIG_NAME).read_text()))
+            state = load_file(str(directory / cls.WEIGHTS_NAME))
+        except (OSError, ValueError, TypeError) as exc:
+            raise DataFormatError(f"cannot load the built-in patch encoder from {directory}: "
+                                  f"{exc}") from exc
+        encoder = cls(config, device=device)
+        expected = encoder.net.state_dict()
+        mismatched = sorted(k for k in expected.keys() | state.keys()
+                            if k not in state or k not in expected
+                            or state[k].shape != expected[k].shape)
+        if mismatched:
+            raise DataFormatError(f"{directory / cls.WEIGHTS_NAME} does not match its config: "
+                                  f"mismatched tensors {mismatched}")
+        encoder.net.load_state_dict(state)
+        digest = hashlib.sha256()
+        for key in sorted(state):
+            digest.update(key.encode())
+            digest.update(state[key].float().numpy().tobytes())
+        encoder._identity = f"{encoder._identity}:weights{digest.hexdigest()[:16]}"
+        return encoder
+
+
+class HFVisionPatchEncoder(PatchEncoder):
+    """A CLIP / SigLIP vision tower from a local Hugging Face directory.
+
+    :param path: directory with ``config.json`` and weights (``from_pretrained`` layout); a
+        full CLIP/SigLIP checkpoint works too, its vision half is used.
+    :param layer: hidden-state index to read (LLaVA uses -2, the penultimate layer).
+    :param image_size: input resolution; default from the model config.
+    """
+
+    def __init__(self, path: str | Path, *, layer: int = -2, image_size: int | None = None,
+                 device: str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        from transformers import AutoConfig, AutoModel
+
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise DataFormatError(f"{path} is not a Hugging Face model directory (no config.json)")
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        vision_config = getattr(config, "vision_config", config)
+        model = AutoModel.from_pretrained(path, local_files_only=True, torch_dtype=dtype)
+        self.model = (getattr(model, "vision_model", None) or model).eval().to(device)
+        self.device, self.dtype, self.layer = device, dtype, layer
+        self.image_size = int(image_size or vision_config.image_size)
+        patch = int(vision_config.patch_size)
+        side = self.image_size // patch
+        self.grid_size = (side, side)
+        self.feature_dim = int(vision_config.hidden_size)
+        # CLIP prepends a class token, SigLIP does not.
+        self._has_class_token = "clip" in str(vision_config.model_type).lower()
+        self.mean, self.std = self._normalisation(path, vision_config)
+        self._identity = f"hf:{path.resolve()}:layer{layer}:size{self.image_size}"
+
+    @staticmethod
+    def _normalisation(path: Path, vision_config) -> tuple[tuple, tuple]:
+        processor_file = path / "preprocessor_config.json"
+        if processor_file.is_file():
+            spec = json.loads(processor_file.read_text())
+            if "image_mean" in spec and "image_std" in spec:
+                return tuple(spec["image_mean"]), tuple(spec["image_std"])
+        if "siglip" in str(vision_config.model_type).lower():
+            return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+        return (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @torch.inference_mode()
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        x = _to_tensor(images, (self.image_size, self.image_size), self.mean, self.std)
+        out = self.model(pixel_values=x.to(self.device, self.dtype), output_hidden_states=True)
+        tokens = out.hidden_states[self.layer]
+        if self._has_class_token:
+            tokens = tokens[:, 1:]
+        b, n, c = tokens.shape
+        gh, gw = self.grid_size
+        if n != gh * gw:
+            raise ValueError(f"vision tower returned {n} patch tokens, expected {gh}x{gw}")
+        return tokens.reshape(b, gh, gw, c).float().cpu().numpy()

@@ -1,0 +1,55 @@
+"""Lift a grid of 2D patches into 3D with the depth under each patch."""
+from __future__ import annotations
+
+import numpy as np
+
+from scene_llm_ros.data.types import CameraIntrinsics
+
+
+def lift_patch_grid(depth: np.ndarray, intrinsics: CameraIntrinsics, T_world_cam: np.ndarray,
+                    grid_size: tuple[int, int], *, min_valid_fraction: float = 0.1
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """3D position of every patch of a ``grid_size`` grid laid over the depth image.
+
+    Each patch takes the median of its valid depths (robust to holes and to the background
+    showing through at object edges) and is placed on the ray through its centre pixel.
+
+    :param depth: float32 (H, W) metres, NaN/0/negative = invalid, same camera as
+        ``intrinsics``.
+    :param T_world_cam: float64 (4, 4) camera optical frame -> world.
+    :param grid_size: (grid_height, grid_width) of the encoder's patch grid.
+    :param min_valid_fraction: patches with fewer valid pixels than this fraction are dropped.
+    :return: ``(positions float32 (gh * gw, 3) world metres, valid bool (gh * gw,))``, in
+        row-major patch order; positions of invalid patches are NaN.
+    """
+    height, width = depth.shape
+    gh, gw = grid_size
+    rows = (np.arange(height) * gh) // height
+    cols = (np.arange(width) * gw) // width
+    cell = (rows[:, None] * gw + cols[None, :]).ravel()
+    values = depth.ravel()
+    valid = np.isfinite(values) & (values > 0)
+    cell, values = cell[valid], values[valid]
+    n_cells = gh * gw
+    counts = np.bincount(cell, minlength=n_cells)
+    pixels_per_cell = np.bincount((rows[:, None] * gw + cols[None, :]).ravel(),
+                                  minlength=n_cells)
+    # Median per cell without a Python loop: sort by (cell, depth), pick the middle entry.
+    order = np.lexsort((values, cell))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    has_depth = counts > 0
+    median = np.full(n_cells, np.nan, np.float64)
+    median[has_depth] = values[order][starts[has_depth] + counts[has_depth] // 2]
+    ok = has_depth & (counts >= min_valid_fraction * pixels_per_cell)
+
+    # Centre pixel of each cell, in the same pixel-centre convention as the intrinsics.
+    cell_rows = np.repeat(np.arange(gh), gw)
+    cell_cols = np.tile(np.arange(gw), gh)
+    v = (cell_rows + 0.5) * height / gh - 0.5
+    u = (cell_cols + 0.5) * width / gw - 0.5
+    z = median
+    points_cam = np.stack([(u - intrinsics.cx) / intrinsics.fx * z,
+                           (v - intrinsics.cy) / intrinsics.fy * z, z], axis=1)
+    points_world = points_cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]
+    points_world[~ok] = np.nan
+    return points_world.astype(np.float32), ok
