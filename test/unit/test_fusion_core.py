@@ -72,12 +72,12 @@ def test_patch_memory_pools_running_means_per_voxel():
     assert memory.add(a, feats) == 2
     assert memory.add(a[:1], np.array([[5, 0, 0, 0]], np.float32)) == 0
     keys, positions, features, counts = memory.arrays()
-    by_count = dict(zip(counts.tolist(), range(len(counts))))
+    by_count = dict(zip(counts.tolist(), range(len(counts)), strict=True))
     first = by_count[3]
     assert features.dtype == np.float16 and features[first, 0] == pytest.approx(3.0)
     assert positions[first] == pytest.approx([(0.05 + 0.15 + 0.05) / 3, 0.05, 0.05])
     restored = PatchMemory.from_state_dict(memory.state_dict())
-    for x, y in zip(memory.arrays(), restored.arrays()):
+    for x, y in zip(memory.arrays(), restored.arrays(), strict=True):
         np.testing.assert_array_equal(x, y)
 
 
