@@ -53,3 +53,18 @@ def lift_patch_grid(depth: np.ndarray, intrinsics: CameraIntrinsics, T_world_cam
     points_world = points_cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]
     points_world[~ok] = np.nan
     return points_world.astype(np.float32), ok
+
+
+def backproject(depth: np.ndarray, intrinsics: CameraIntrinsics, T_world_cam: np.ndarray, *,
+                stride: int = 4) -> np.ndarray:
+    """World points of every ``stride``-th valid depth pixel.
+
+    :param depth: float32 (H, W) metres, NaN/0 = invalid.
+    :return: float32 (N, 3) metres in the frame ``T_world_cam`` maps into.
+    """
+    sub = depth[::stride, ::stride]
+    v, u = np.nonzero(np.isfinite(sub) & (sub > 0))
+    z = sub[v, u].astype(np.float64)
+    cam = np.stack([(u * stride - intrinsics.cx) / intrinsics.fx * z,
+                    (v * stride - intrinsics.cy) / intrinsics.fy * z, z], axis=1)
+    return (cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]).astype(np.float32)

@@ -9,67 +9,19 @@ from pathlib import Path
 
 import numpy as np
 
-from scene_llm_ros.data.types import CameraIntrinsics, RGBDFrame
+from scene_llm_ros.data.types import RGBDFrame
 from scene_llm_ros.errors import DataFormatError, InvalidFrameError
 from scene_llm_ros.fusion.config import FusionConfig
 from scene_llm_ros.fusion.encoders import PatchEncoder
 from scene_llm_ros.fusion.keyframes import KeyframeSelector
-from scene_llm_ros.fusion.lifting import lift_patch_grid
+from scene_llm_ros.fusion.lifting import backproject, lift_patch_grid
 from scene_llm_ros.fusion.patch_memory import PatchMemory
 from scene_llm_ros.fusion.sampling import farthest_point_sampling
-from scene_llm_ros.fusion.store import SavedKeyframe, read_scene_dir, write_scene_dir
+from scene_llm_ros.fusion.snapshot import Keyframe, SceneSnapshot
+from scene_llm_ros.fusion.store import read_scene_dir, write_scene_dir
 from scene_llm_ros.fusion.tsdf import TsdfVolume
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Keyframe:
-    """The reference view the inference side projects masks into.
-
-    :ivar color: uint8 (H, W, 3) RGB.
-    :ivar depth: float32 (H, W) metres, NaN = invalid.
-    :ivar T_world_cam: float64 (4, 4) camera optical frame -> scene frame.
-    """
-
-    color: np.ndarray
-    depth: np.ndarray
-    intrinsics: CameraIntrinsics
-    T_world_cam: np.ndarray
-    stamp_ns: int
-    frame_id: str
-
-
-@dataclass(frozen=True)
-class SceneSnapshot:
-    """A consistent, immutable view of the scene for the model.
-
-    :ivar positions: float32 (K, 3) token positions in the scene frame, metres.
-    :ivar features: float16 (K, C) pooled patch features.
-    :ivar counts: int64 (K,) patches pooled into each token.
-    :ivar total_tokens: occupied memory voxels before the token budget was applied.
-    :ivar scene_version: increments with every change of the scene.
-    :ivar stamp_ns: stamp of the newest frame fused.
-    :ivar scene_frame: frame id of positions and bounds (e.g. "map").
-    :ivar keyframe: the latest keyframe, None before the first one.
-    :ivar bounds_min: float32 (3,) minimum corner of observed surface points (NaN if empty).
-    :ivar bounds_max: float32 (3,) maximum corner.
-    """
-
-    positions: np.ndarray
-    features: np.ndarray
-    counts: np.ndarray
-    total_tokens: int
-    scene_version: int
-    stamp_ns: int
-    scene_frame: str
-    keyframe: Keyframe | None
-    bounds_min: np.ndarray
-    bounds_max: np.ndarray
-
-    @property
-    def empty(self) -> bool:
-        return len(self.positions) == 0
 
 
 @dataclass(frozen=True)
@@ -176,14 +128,9 @@ class SceneFusion:
 
     def _update_bounds(self, depth: np.ndarray, frame: RGBDFrame) -> None:
         # Every 8th pixel is plenty for an axis-aligned bound.
-        sub = depth[::8, ::8]
-        v, u = np.nonzero(np.isfinite(sub))
-        if len(u) == 0:
+        world = backproject(depth, frame.intrinsics, frame.T_world_cam, stride=8)
+        if len(world) == 0:
             return
-        z = sub[v, u]
-        k = frame.intrinsics
-        cam = np.stack([(u * 8 - k.cx) / k.fx * z, (v * 8 - k.cy) / k.fy * z, z], axis=1)
-        world = cam @ frame.T_world_cam[:3, :3].T + frame.T_world_cam[:3, 3]
         np.minimum(self._bounds_min, world.min(axis=0), out=self._bounds_min)
         np.maximum(self._bounds_max, world.max(axis=0), out=self._bounds_max)
 
@@ -236,13 +183,8 @@ class SceneFusion:
                     "keyframes": self._keyframe_count,
                     "bounds_min": self._bounds_min.tolist(),
                     "bounds_max": self._bounds_max.tolist()}
-            keyframe = None
-            if self._keyframe is not None:
-                k = self._keyframe
-                keyframe = SavedKeyframe(k.color, k.depth, k.intrinsics, k.T_world_cam,
-                                         k.stamp_ns, k.frame_id)
             write_scene_dir(directory, meta=meta, save_tsdf=self._tsdf.save,
-                            memory=self._memory, keyframe=keyframe)
+                            memory=self._memory, keyframe=self._keyframe)
             return self._version
 
     def load(self, directory: Path) -> int:
@@ -277,10 +219,7 @@ class SceneFusion:
             self.config = FusionConfig(**{**config.to_dict(), "device": self.config.device})
             self._reset_state()
             self._tsdf, self._memory = tsdf, memory
-            if keyframe is not None:
-                self._keyframe = Keyframe(keyframe.color, keyframe.depth, keyframe.intrinsics,
-                                          keyframe.T_world_cam, keyframe.stamp_ns,
-                                          keyframe.frame_id)
+            self._keyframe = keyframe
             self.scene_frame = str(meta.get("scene_frame", self.scene_frame))
             self._stamp_ns = int(meta.get("stamp_ns", 0))
             self._frames_integrated = int(meta.get("frames_integrated", 0))

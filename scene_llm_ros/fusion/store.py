@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import numpy as np
 from scene_llm_ros.data.types import CameraIntrinsics
 from scene_llm_ros.errors import DataFormatError
 from scene_llm_ros.fusion.patch_memory import PatchMemory
+from scene_llm_ros.fusion.snapshot import Keyframe
 
 FORMAT_NAME = "scene_llm_ros.scene"
 FORMAT_VERSION = 1
@@ -20,20 +20,8 @@ META_FILE, TSDF_FILE, PATCHES_FILE, KEYFRAME_FILE = (
     "scene.json", "tsdf.npz", "patches.npz", "keyframe.npz")
 
 
-@dataclass
-class SavedKeyframe:
-    """Arrays of the reference keyframe as stored on disk."""
-
-    color: np.ndarray
-    depth: np.ndarray
-    intrinsics: CameraIntrinsics
-    T_world_cam: np.ndarray
-    stamp_ns: int
-    frame_id: str
-
-
 def write_scene_dir(directory: Path, *, meta: dict, save_tsdf, memory: PatchMemory,
-                    keyframe: SavedKeyframe | None) -> None:
+                    keyframe: Keyframe | None) -> None:
     """Write a scene directory atomically: into a temporary sibling, then renamed into place.
 
     :param meta: JSON-serialisable metadata (versions, config, encoder identity, counters).
@@ -74,7 +62,7 @@ def _replace_directory(new: Path, target: Path) -> None:
         os.replace(new, target)
 
 
-def read_scene_dir(directory: Path) -> tuple[dict, Path, PatchMemory, SavedKeyframe | None]:
+def read_scene_dir(directory: Path) -> tuple[dict, Path, PatchMemory, Keyframe | None]:
     """Read and validate a scene directory without touching any running state.
 
     :return: ``(meta, tsdf_path, memory, keyframe)``.
@@ -107,7 +95,7 @@ def read_scene_dir(directory: Path) -> tuple[dict, Path, PatchMemory, SavedKeyfr
         try:
             with np.load(directory / KEYFRAME_FILE, allow_pickle=False) as data:
                 fx, fy, cx, cy, width, height = data["intrinsics"].tolist()
-                keyframe = SavedKeyframe(
+                keyframe = Keyframe(
                     data["color"], data["depth"],
                     CameraIntrinsics(fx, fy, cx, cy, int(width), int(height)),
                     data["T_world_cam"], int(data["stamp_ns"]), str(data["frame_id"]))

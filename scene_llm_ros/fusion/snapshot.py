@@ -1,0 +1,57 @@
+"""Immutable views of the fused scene handed to the inference side."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scene_llm_ros.data.types import CameraIntrinsics
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """The reference view the inference side projects masks into.
+
+    :ivar color: uint8 (H, W, 3) RGB.
+    :ivar depth: float32 (H, W) metres, NaN = invalid.
+    :ivar T_world_cam: float64 (4, 4) camera optical frame -> scene frame.
+    """
+
+    color: np.ndarray
+    depth: np.ndarray
+    intrinsics: CameraIntrinsics
+    T_world_cam: np.ndarray
+    stamp_ns: int
+    frame_id: str
+
+
+@dataclass(frozen=True)
+class SceneSnapshot:
+    """A consistent, immutable view of the scene for the model.
+
+    :ivar positions: float32 (K, 3) token positions in the scene frame, metres.
+    :ivar features: float16 (K, C) pooled patch features.
+    :ivar counts: int64 (K,) patches pooled into each token.
+    :ivar total_tokens: occupied memory voxels before the token budget was applied.
+    :ivar scene_version: increments with every change of the scene.
+    :ivar stamp_ns: stamp of the newest frame fused.
+    :ivar scene_frame: frame id of positions and bounds (e.g. "map").
+    :ivar keyframe: the latest keyframe, None before the first one.
+    :ivar bounds_min: float32 (3,) minimum corner of observed surface points (NaN if empty).
+    :ivar bounds_max: float32 (3,) maximum corner.
+    """
+
+    positions: np.ndarray
+    features: np.ndarray
+    counts: np.ndarray
+    total_tokens: int
+    scene_version: int
+    stamp_ns: int
+    scene_frame: str
+    keyframe: Keyframe | None
+    bounds_min: np.ndarray
+    bounds_max: np.ndarray
+
+    @property
+    def empty(self) -> bool:
+        return len(self.positions) == 0
