@@ -14,6 +14,12 @@ start=$(date +%s)
 
 log() { printf '[setup] %s\n' "$*"; }
 
+pip_install() {
+  # Some machines list package-index folders that do not exist; pip warns once per package.
+  .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
+
 digest() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 up_to_date() {  # up_to_date NAME DIGEST
@@ -55,8 +61,8 @@ fi
 requirements_digest=$(digest requirements.txt pyproject.toml)
 if ! up_to_date pip "$requirements_digest"; then
   log "installing pinned Python packages (requirements.txt)"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
-  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  pip_install -r requirements.txt
+  pip_install --no-deps --no-build-isolation -e .
   mark_done pip "$requirements_digest"
 fi
 

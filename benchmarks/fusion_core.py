@@ -1,0 +1,101 @@
+"""Fusion core vs bare Open3D on the same frames, measured side by side in one run.
+
+    . tools/env.sh && python benchmarks/fusion_core.py [--frames 300] [--seed 7]
+
+Generates a synthetic 640x480 sequence, then integrates the same frames (a) with a bare Open3D
+VoxelBlockGrid at the same voxel size and (b) with SceneFusion (TSDF + keyframe patches with the
+built-in encoder), and prints per-frame costs, their ratio, keyframe patch cost, and the fused
+surface's accuracy against the ground-truth mesh. The issue's targets are printed beside them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+import open3d as o3d
+import open3d.core as o3c
+
+from scene_llm_ros.data.synth import SynthConfig, generate_scene
+from scene_llm_ros.fusion.accuracy import surface_accuracy
+from scene_llm_ros.fusion.config import FusionConfig
+from scene_llm_ros.fusion.encoders import BuiltinPatchEncoder
+from scene_llm_ros.fusion.lifting import backproject
+from scene_llm_ros.fusion.scene import SceneFusion
+
+
+def bare_open3d_ms(frames, voxel_size: float, depth_max: float) -> list[float]:
+    grid = o3d.t.geometry.VoxelBlockGrid(
+        ("tsdf", "weight", "color"), (o3c.float32, o3c.float32, o3c.float32),
+        ((1), (1), (3)), voxel_size, 16, 4000, o3c.Device("CPU:0"))
+    times = []
+    for frame in frames:
+        start = time.perf_counter()
+        depth = np.nan_to_num(frame.depth, nan=0.0)
+        depth_image = o3d.t.geometry.Image(o3c.Tensor(depth))
+        color_image = o3d.t.geometry.Image(o3c.Tensor(frame.color.astype(np.float32) / 255.0))
+        intrinsic = o3c.Tensor(frame.intrinsics.matrix, o3c.float64)
+        extrinsic = o3c.Tensor(np.linalg.inv(frame.T_world_cam), o3c.float64)
+        blocks = grid.compute_unique_block_coordinates(depth_image, intrinsic, extrinsic, 1.0,
+                                                       depth_max, 4.0)
+        grid.integrate(blocks, depth_image, color_image, intrinsic, extrinsic, 1.0, depth_max,
+                       4.0)
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    scene = generate_scene(args.seed, "scene9000_00", SynthConfig(num_frames=args.frames))
+    frames = scene.frames
+    out = sys.stdout
+    out.write(f"generated {len(frames)} frames 640x480 in {time.perf_counter() - t0:.1f} s\n")
+
+    config = FusionConfig()
+    bare = bare_open3d_ms(frames, config.voxel_size_m, config.depth_max_m)
+    fusion = SceneFusion(config, encoder=BuiltinPatchEncoder())
+    total_ms, patch_ms, non_key = [], [], []
+    for frame in frames:
+        start = time.perf_counter()
+        result = fusion.integrate(frame)
+        elapsed = (time.perf_counter() - start) * 1e3
+        total_ms.append(elapsed)
+        if result.keyframe:
+            patch_ms.append(result.patch_ms)
+        else:
+            non_key.append(elapsed)
+
+    observed = np.concatenate([backproject(f.depth, f.intrinsics, f.T_world_cam, stride=16)
+                               for f in frames])
+    points, _ = fusion.point_cloud()
+    accuracy = surface_accuracy(points, scene.mesh.vertices, scene.mesh.faces, observed)
+
+    def row(name, value, target=""):
+        out.write(f"{name:<46} {value:>12}   {target}\n")
+
+    row("bare Open3D integrate, ms/frame (median)", f"{np.median(bare):.1f}")
+    row("SceneFusion non-keyframe, ms/frame (median)", f"{np.median(non_key):.1f}")
+    row("ratio SceneFusion / bare Open3D (non-keyframe)",
+        f"{np.median(non_key) / np.median(bare):.2f}x", "target <= 1.3x")
+    row("SceneFusion all frames, ms/frame (mean)", f"{np.mean(total_ms):.1f}")
+    row("SceneFusion throughput, frames/s", f"{1e3 / np.mean(total_ms):.1f}",
+        "target >= 10")
+    row("keyframes", f"{len(patch_ms)}")
+    row("keyframe patch update, ms (median / p95)",
+        f"{np.median(patch_ms):.0f} / {np.percentile(patch_ms, 95):.0f}", "target < 50")
+    row("surface median error, m",
+        f"{accuracy.median_error_m:.4f}", f"target <= {1.5 * config.voxel_size_m:.3f}")
+    row("surface completeness at 5 cm", f"{accuracy.completeness:.3f}", "target >= 0.90")
+    row("patch tokens / TSDF voxels",
+        f"{fusion.stats['patch_tokens']} / {fusion.stats['tsdf_voxels']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
