@@ -49,27 +49,29 @@ class TsdfVolume:
             block_count=block_count, device=self.device)
 
     def integrate(self, frame: RGBDFrame) -> None:
-        """Fuse one posed frame.
+        """Fuse one posed frame (depth is quantised to millimetres, as sensors deliver it).
 
         :raises InvalidFrameError: when the frame has no pose or no valid depth.
         """
         if frame.T_world_cam is None:
             raise InvalidFrameError("cannot integrate a frame without a pose")
-        depth = np.nan_to_num(frame.depth, nan=0.0, posinf=0.0, neginf=0.0)
-        depth[(depth < 0) | (depth > self.depth_max_m)] = 0.0
-        if not np.any(depth > 0):
+        # Open3D's fast path takes uint16 millimetres with uint8 colour (the sensor's own
+        # formats); the float path needs a float copy of the colour image per frame.
+        depth_mm = np.nan_to_num(frame.depth * 1000.0, nan=0.0, posinf=0.0, neginf=0.0)
+        depth_mm[(depth_mm < 0) | (depth_mm > self.depth_max_m * 1000.0)] = 0.0
+        depth_mm = depth_mm.round().astype(np.uint16)
+        if not depth_mm.any():
             # Open3D raises "No block is touched" on such frames.
             raise InvalidFrameError("frame has no valid depth within range")
-        depth_image = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(depth))).to(self.device)
+        depth_image = o3d.t.geometry.Image(o3c.Tensor(depth_mm)).to(self.device)
         color_image = o3d.t.geometry.Image(
-            o3c.Tensor(np.ascontiguousarray(frame.color, dtype=np.float32) / 255.0)
-        ).to(self.device)
+            o3c.Tensor(np.ascontiguousarray(frame.color))).to(self.device)
         intrinsic = o3c.Tensor(frame.intrinsics.matrix, o3c.float64)
         extrinsic = o3c.Tensor(np.linalg.inv(frame.T_world_cam), o3c.float64)
         blocks = self._grid.compute_unique_block_coordinates(
-            depth_image, intrinsic, extrinsic, 1.0, self.depth_max_m,
+            depth_image, intrinsic, extrinsic, 1000.0, self.depth_max_m,
             self.trunc_voxel_multiplier)
-        self._grid.integrate(blocks, depth_image, color_image, intrinsic, extrinsic, 1.0,
+        self._grid.integrate(blocks, depth_image, color_image, intrinsic, extrinsic, 1000.0,
                              self.depth_max_m, self.trunc_voxel_multiplier)
 
     def extract_point_cloud(self, *, weight_threshold: float = 3.0) -> tuple[np.ndarray,
