@@ -90,7 +90,7 @@ def main() -> int:
     accuracy = surface_accuracy(points, scene.mesh.vertices, scene.mesh.faces, observed)
 
     def row(name, value, target=""):
-        out.write(f"{name:<46} {value:>12}   {target}\n")
+        out.write(f"{name:<52} {value:>10}   {target}\n")
 
     row("bare Open3D, float inputs, ms/frame (median)", f"{np.median(bare_float):.1f}")
     row("bare Open3D, uint16/uint8 ready, ms/frame (median)", f"{np.median(bare):.1f}")
