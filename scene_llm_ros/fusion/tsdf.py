@@ -8,6 +8,7 @@ import numpy as np
 import open3d as o3d
 import open3d.core as o3c
 
+from scene_llm_ros.data.depth import DEPTH_SHIFT, depth_to_uint16
 from scene_llm_ros.data.types import RGBDFrame
 from scene_llm_ros.errors import DataFormatError, InvalidFrameError
 
@@ -57,9 +58,8 @@ class TsdfVolume:
             raise InvalidFrameError("cannot integrate a frame without a pose")
         # Open3D's fast path takes uint16 millimetres with uint8 colour (the sensor's own
         # formats); the float path needs a float copy of the colour image per frame.
-        depth_mm = np.nan_to_num(frame.depth * 1000.0, nan=0.0, posinf=0.0, neginf=0.0)
-        depth_mm[(depth_mm < 0) | (depth_mm > self.depth_max_m * 1000.0)] = 0.0
-        depth_mm = depth_mm.round().astype(np.uint16)
+        depth_mm = depth_to_uint16(frame.depth)
+        depth_mm[depth_mm > self.depth_max_m * DEPTH_SHIFT] = 0
         if not depth_mm.any():
             # Open3D raises "No block is touched" on such frames.
             raise InvalidFrameError("frame has no valid depth within range")
@@ -69,9 +69,9 @@ class TsdfVolume:
         intrinsic = o3c.Tensor(frame.intrinsics.matrix, o3c.float64)
         extrinsic = o3c.Tensor(np.linalg.inv(frame.T_world_cam), o3c.float64)
         blocks = self._grid.compute_unique_block_coordinates(
-            depth_image, intrinsic, extrinsic, 1000.0, self.depth_max_m,
+            depth_image, intrinsic, extrinsic, DEPTH_SHIFT, self.depth_max_m,
             self.trunc_voxel_multiplier)
-        self._grid.integrate(blocks, depth_image, color_image, intrinsic, extrinsic, 1000.0,
+        self._grid.integrate(blocks, depth_image, color_image, intrinsic, extrinsic, DEPTH_SHIFT,
                              self.depth_max_m, self.trunc_voxel_multiplier)
 
     def extract_point_cloud(self, *, weight_threshold: float = 3.0) -> tuple[np.ndarray,

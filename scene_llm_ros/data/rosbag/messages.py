@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
+from scene_llm_ros.data.depth import depth_from_uint16, depth_to_uint16
 from scene_llm_ros.data.transforms import make_transform, matrix_to_quaternion
 from scene_llm_ros.data.types import CameraIntrinsics
 
@@ -78,9 +79,7 @@ def depth_to_image(depth: np.ndarray, encoding: str, stamp_ns: int, frame_id: st
     :raises ValueError: on an unknown encoding.
     """
     if encoding == "16UC1":
-        mm = np.rint(np.nan_to_num(depth, nan=0.0, posinf=0.0, neginf=0.0) * 1000.0)
-        mm[(mm < 0) | (mm > 65535)] = 0
-        pixels = mm.astype(np.uint16)
+        pixels = depth_to_uint16(depth)
     elif encoding == "32FC1":
         pixels = np.ascontiguousarray(depth, dtype=np.float32)
     else:
@@ -138,10 +137,7 @@ def image_to_depth(msg: Any) -> np.ndarray:
     :raises ValueError: if the encoding is not one of :data:`DEPTH_ENCODINGS` or the data is short.
     """
     if msg.encoding == "16UC1":
-        mm = _pixels(msg, np.uint16, 1)
-        depth = mm.astype(np.float32) / np.float32(1000.0)
-        depth[mm == 0] = np.nan
-        return depth
+        return depth_from_uint16(_pixels(msg, np.uint16, 1))
     if msg.encoding == "32FC1":
         depth = _pixels(msg, np.float32, 1).copy()
         depth[~(depth > 0) | ~np.isfinite(depth)] = np.nan

@@ -17,9 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from scene_llm_ros.data.depth import depth_from_uint16, depth_to_uint16
 from scene_llm_ros.data.scannet.images import (
-    depth_from_uint16,
-    depth_to_uint16,
     fit_color_to_depth,
     intrinsics_to_matrix4,
 )

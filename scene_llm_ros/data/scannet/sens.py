@@ -35,11 +35,9 @@ from typing import BinaryIO
 
 import numpy as np
 
+from scene_llm_ros.data.depth import DEPTH_SHIFT, depth_from_uint16, depth_to_uint16
 from scene_llm_ros.data.scannet.images import (
-    DEPTH_SHIFT,
     decode_color,
-    depth_from_uint16,
-    depth_to_uint16,
     encode_jpeg,
     fit_color_to_depth,
     intrinsics_to_matrix4,
