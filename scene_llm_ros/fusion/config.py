@@ -18,6 +18,8 @@ class FusionConfig:
     :ivar patch_voxel_size_m: edge of a 3D patch memory voxel, metres.
     :ivar max_patch_tokens: token budget handed to the model (farthest-point sampled).
     :ivar min_patch_valid_fraction: a patch needs this fraction of valid depth pixels.
+    :ivar surface_weight_threshold: TSDF weight a voxel needs to count as observed surface
+        (point clouds, meshes, snapshots).
     :ivar keyframes: when a frame also updates the patch memory.
     """
 
@@ -29,6 +31,7 @@ class FusionConfig:
     patch_voxel_size_m: float = 0.2
     max_patch_tokens: int = 1024
     min_patch_valid_fraction: float = 0.1
+    surface_weight_threshold: float = 3.0
     keyframes: KeyframePolicy = field(default_factory=KeyframePolicy)
 
     def __post_init__(self) -> None:

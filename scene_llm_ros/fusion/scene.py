@@ -147,27 +147,31 @@ class SceneFusion:
             total = len(positions)
             keep = farthest_point_sampling(positions, self.config.max_patch_tokens)
             empty = not np.isfinite(self._bounds_min).all()
+            points, colors = self._tsdf.extract_point_cloud(
+                weight_threshold=self.config.surface_weight_threshold)
             snap = SceneSnapshot(
                 positions=positions[keep], features=features[keep], counts=counts[keep],
                 total_tokens=total, scene_version=self._version, stamp_ns=self._stamp_ns,
                 scene_frame=self.scene_frame, keyframe=self._keyframe,
                 bounds_min=np.full(3, np.nan, np.float32) if empty else self._bounds_min.copy(),
-                bounds_max=np.full(3, np.nan, np.float32) if empty else self._bounds_max.copy())
+                bounds_max=np.full(3, np.nan, np.float32) if empty else self._bounds_max.copy(),
+                points=points, colors=colors)
             for array in (snap.positions, snap.features, snap.counts, snap.bounds_min,
-                          snap.bounds_max):
+                          snap.bounds_max, snap.points, snap.colors):
                 array.flags.writeable = False
             self._snapshot_cache = snap
             return snap
 
-    def point_cloud(self, *, weight_threshold: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    def point_cloud(self) -> tuple[np.ndarray, np.ndarray]:
         """Coloured surface points of the TSDF: (float32 (N, 3) metres, uint8 (N, 3) RGB)."""
         with self._lock:
-            return self._tsdf.extract_point_cloud(weight_threshold=weight_threshold)
+            return self._tsdf.extract_point_cloud(
+                weight_threshold=self.config.surface_weight_threshold)
 
-    def mesh(self, *, weight_threshold: float = 3.0):
+    def mesh(self):
         """Marching-cubes mesh of the TSDF (Open3D tensor TriangleMesh with colours)."""
         with self._lock:
-            return self._tsdf.extract_mesh(weight_threshold=weight_threshold)
+            return self._tsdf.extract_mesh(weight_threshold=self.config.surface_weight_threshold)
 
     def save(self, directory: Path) -> int:
         """Save geometry, patch memory and metadata atomically into ``directory``.

@@ -39,6 +39,9 @@ class SceneSnapshot:
     :ivar keyframe: the latest keyframe, None before the first one.
     :ivar bounds_min: float32 (3,) minimum corner of observed surface points (NaN if empty).
     :ivar bounds_max: float32 (3,) maximum corner.
+    :ivar points: float32 (N, 3) fused surface points in the scene frame (TSDF zero crossing,
+        one per surface voxel), the geometry masks and box refinement are cut from.
+    :ivar colors: uint8 (N, 3) RGB of ``points``.
     """
 
     positions: np.ndarray
@@ -51,6 +54,8 @@ class SceneSnapshot:
     keyframe: Keyframe | None
     bounds_min: np.ndarray
     bounds_max: np.ndarray
+    points: np.ndarray
+    colors: np.ndarray
 
     @property
     def empty(self) -> bool:
