@@ -1,0 +1,1 @@
+"""Small geometric primitives shared by fusion, grounding, metrics and the nodes."""
