@@ -11,6 +11,7 @@ import open3d.core as o3c
 from scene_llm_ros.data.depth import DEPTH_SHIFT, depth_to_uint16
 from scene_llm_ros.data.types import RGBDFrame
 from scene_llm_ros.errors import DataFormatError, InvalidFrameError
+from scene_llm_ros.fusion.lifting import backproject
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +69,20 @@ class TsdfVolume:
             o3c.Tensor(np.ascontiguousarray(frame.color))).to(self.device)
         intrinsic = o3c.Tensor(frame.intrinsics.matrix, o3c.float64)
         extrinsic = o3c.Tensor(np.linalg.inv(frame.T_world_cam), o3c.float64)
-        blocks = self._grid.compute_unique_block_coordinates(
-            depth_image, intrinsic, extrinsic, DEPTH_SHIFT, self.depth_max_m,
-            self.trunc_voxel_multiplier)
+        try:
+            blocks = self._grid.compute_unique_block_coordinates(
+                depth_image, intrinsic, extrinsic, DEPTH_SHIFT, self.depth_max_m,
+                self.trunc_voxel_multiplier)
+        except RuntimeError as exc:
+            if "No block is touched" not in str(exc):
+                raise
+            # Open3D samples the depth image on a coarse pixel grid to find blocks, which
+            # misses sparse depth (every other row invalid, say); use every valid pixel.
+            world = backproject(depth_mm / DEPTH_SHIFT, frame.intrinsics, frame.T_world_cam,
+                                stride=1)
+            cloud = o3d.t.geometry.PointCloud(o3c.Tensor(world)).to(self.device)
+            blocks = self._grid.compute_unique_block_coordinates(cloud,
+                                                                 self.trunc_voxel_multiplier)
         self._grid.integrate(blocks, depth_image, color_image, intrinsic, extrinsic, DEPTH_SHIFT,
                              self.depth_max_m, self.trunc_voxel_multiplier)
 

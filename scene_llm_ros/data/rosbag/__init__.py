@@ -8,8 +8,8 @@ from scene_llm_ros.data.rosbag.bagfile import (
 )
 from scene_llm_ros.data.rosbag.layout import BagTopics, FrameNames
 from scene_llm_ros.data.rosbag.reader import RGBDBagReader
-from scene_llm_ros.data.rosbag.tf_buffer import TFBuffer, TransformLookupError, TransformTrack
 from scene_llm_ros.data.rosbag.writer import T_LINK_OPTICAL, write_bag
+from scene_llm_ros.geometry.tf_buffer import TFBuffer, TransformLookupError, TransformTrack
 
 __all__ = [
     "BagInfo",

@@ -1,7 +1,6 @@
 """Read synchronised, posed RGB-D frames back out of a rosbag2 bag."""
 from __future__ import annotations
 
-import bisect
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,14 +12,15 @@ import numpy as np
 
 from scene_llm_ros.data.rosbag import messages as m
 from scene_llm_ros.data.rosbag.bagfile import BagInfo, inspect_bag, iter_messages
-from scene_llm_ros.data.rosbag.tf_buffer import (
+from scene_llm_ros.data.stamps import nearest_within
+from scene_llm_ros.data.types import CameraIntrinsics, RGBDFrame
+from scene_llm_ros.errors import DataFormatError, InvalidFrameError
+from scene_llm_ros.geometry.tf_buffer import (
     DEFAULT_TOLERANCE_NS,
     TFBuffer,
     TransformLookupError,
     TransformTrack,
 )
-from scene_llm_ros.data.types import CameraIntrinsics, RGBDFrame
-from scene_llm_ros.errors import DataFormatError, InvalidFrameError
 
 _LOG = logging.getLogger(__name__)
 
@@ -269,18 +269,9 @@ class RGBDBagReader:
 
     # -- pairing and posing --------------------------------------------------------------------
 
-    def _nearest(self, stamps: list[int], stamp_ns: int) -> int | None:
-        """Index of the stamp nearest ``stamp_ns`` within the slop (``stamps`` sorted)."""
-        i = bisect.bisect_left(stamps, stamp_ns)
-        best = min((j for j in (i - 1, i) if 0 <= j < len(stamps)),
-                   key=lambda j: abs(stamps[j] - stamp_ns), default=None)
-        if best is None or abs(stamps[best] - stamp_ns) > self.slop_ns:
-            return None
-        return best
-
     def _intrinsics(self, stamp_ns: int, width: int, height: int) -> CameraIntrinsics | None:
         infos = self._info_list
-        j = self._nearest(self._info_stamps, stamp_ns)
+        j = nearest_within(self._info_stamps, stamp_ns, self.slop_ns)
         if j is None:
             if not self._info_constant:
                 return None
@@ -313,7 +304,7 @@ class RGBDBagReader:
         # Pair each depth image with at most one colour image: the nearest in stamp.
         best: dict[int, tuple[int, int]] = {}  # depth index -> (|dt|, colour index)
         for ci, header in enumerate(colors):
-            j = self._nearest(depth_stamps, header.stamp_ns)
+            j = nearest_within(depth_stamps, header.stamp_ns, self.slop_ns)
             if j is None:
                 continue
             di, dt = depth_order[j], abs(depth_stamps[j] - header.stamp_ns)

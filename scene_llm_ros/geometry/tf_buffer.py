@@ -1,4 +1,7 @@
-"""An offline TF buffer: stamped transforms of a whole bag, looked up through frame chains."""
+"""A TF buffer without tf2: stamped transforms looked up through frame chains at any stamp.
+
+Used offline over a whole bag and online by the fusion node where tf2_ros is not installed.
+"""
 from __future__ import annotations
 
 import bisect
@@ -26,10 +29,15 @@ class TransformTrack:
     Outside the samples the nearest sample is used up to ``tolerance_ns``; beyond, lookups fail.
     """
 
-    def __init__(self, name: str, *, tolerance_ns: int = DEFAULT_TOLERANCE_NS) -> None:
-        """:param name: what the track is, for error messages (e.g. ``map -> camera_link``)."""
+    def __init__(self, name: str, *, tolerance_ns: int = DEFAULT_TOLERANCE_NS,
+                 history_ns: int | None = None) -> None:
+        """:param name: what the track is, for error messages (e.g. ``map -> camera_link``).
+        :param history_ns: keep only samples this much older than the newest one (a live
+            stream would otherwise grow without bound); None keeps everything.
+        """
         self.name = name
         self.tolerance_ns = int(tolerance_ns)
+        self.history_ns = history_ns
         self._stamps: list[int] = []
         self._transforms: list[np.ndarray] = []
         self._sorted = True
@@ -43,6 +51,20 @@ class TransformTrack:
             self._sorted = False
         self._stamps.append(int(stamp_ns))
         self._transforms.append(np.asarray(T, dtype=np.float64))
+        if self.history_ns is not None and len(self._stamps) % 64 == 0:
+            self._prune()
+
+    def _prune(self) -> None:
+        if not self._sorted:
+            self._sort()
+        first_kept = bisect.bisect_left(self._stamps, self._stamps[-1] - self.history_ns)
+        del self._stamps[:first_kept], self._transforms[:first_kept]
+
+    def clear(self) -> None:
+        """Forget every sample (e.g. after time jumped back)."""
+        self._stamps.clear()
+        self._transforms.clear()
+        self._sorted = True
 
     def _sort(self) -> None:
         # Keep the last sample of each stamp: a later message corrects an earlier one.
@@ -60,20 +82,22 @@ class TransformTrack:
             raise TransformLookupError(f"{self.name} has no samples")
         return self._stamps[0], self._stamps[-1]
 
-    def at(self, stamp_ns: int) -> np.ndarray:
+    def at(self, stamp_ns: int, *, tolerance_ns: int | None = None) -> np.ndarray:
         """float64 (4, 4) transform at ``stamp_ns``.
 
+        :param tolerance_ns: overrides the track's tolerance for this lookup.
         :raises TransformLookupError: if the track is empty or ``stamp_ns`` lies more than
-            ``tolerance_ns`` outside its samples.
+            the tolerance outside its samples.
         """
+        tolerance = self.tolerance_ns if tolerance_ns is None else int(tolerance_ns)
         first, last = self.span_ns
         stamps = self._stamps
         if stamp_ns <= first or stamp_ns >= last:
             gap = first - stamp_ns if stamp_ns <= first else stamp_ns - last
-            if gap > self.tolerance_ns:
+            if gap > tolerance:
                 raise TransformLookupError(
                     f"{self.name} would extrapolate {gap * 1e-9:.3f} s to {stamp_ns} ns "
-                    f"(samples {first}..{last} ns, tolerance {self.tolerance_ns * 1e-9:.3f} s)")
+                    f"(samples {first}..{last} ns, tolerance {tolerance * 1e-9:.3f} s)")
             return self._transforms[0 if stamp_ns <= first else -1]
         i = bisect.bisect_right(stamps, stamp_ns)  # stamps[i - 1] <= stamp_ns < stamps[i]
         t0, t1 = stamps[i - 1], stamps[i]
@@ -90,9 +114,13 @@ class TFBuffer:
     ancestor and interpolates every dynamic edge on the way at the requested stamp.
     """
 
-    def __init__(self, *, tolerance_ns: int = DEFAULT_TOLERANCE_NS) -> None:
-        """:param tolerance_ns: how far each dynamic edge may be read outside its samples."""
+    def __init__(self, *, tolerance_ns: int = DEFAULT_TOLERANCE_NS,
+                 history_ns: int | None = None) -> None:
+        """:param tolerance_ns: how far each dynamic edge may be read outside its samples.
+        :param history_ns: how much history each dynamic edge keeps (None: everything).
+        """
         self.tolerance_ns = int(tolerance_ns)
+        self.history_ns = history_ns
         self._parent: dict[str, str] = {}
         self._static: dict[str, np.ndarray] = {}
         self._dynamic: dict[str, TransformTrack] = {}
@@ -125,12 +153,20 @@ class TFBuffer:
             track = self._dynamic.get(child)
             if track is None:
                 track = self._dynamic[child] = TransformTrack(
-                    f"{parent} -> {child}", tolerance_ns=self.tolerance_ns)
+                    f"{parent} -> {child}", tolerance_ns=self.tolerance_ns,
+                    history_ns=self.history_ns)
             track.add(stamp_ns, T_parent_child)
 
-    def _edge(self, child: str, stamp_ns: int) -> np.ndarray:
+    def clear_dynamic(self) -> None:
+        """Forget every /tf sample, keep /tf_static (as tf2 does when time jumps back)."""
+        for track in self._dynamic.values():
+            track.clear()
+
+    def _edge(self, child: str, stamp_ns: int, tolerance_ns: int | None) -> np.ndarray:
         static = self._static.get(child)
-        return static if static is not None else self._dynamic[child].at(stamp_ns)
+        if static is not None:
+            return static
+        return self._dynamic[child].at(stamp_ns, tolerance_ns=tolerance_ns)
 
     def _ancestors(self, frame: str) -> list[str]:
         chain = [frame]
@@ -145,8 +181,11 @@ class TFBuffer:
         return bool(set(self._ancestors(target.lstrip("/"))) &
                     set(self._ancestors(source.lstrip("/"))))
 
-    def lookup(self, target: str, source: str, stamp_ns: int) -> np.ndarray:
+    def lookup(self, target: str, source: str, stamp_ns: int, *,
+               tolerance_ns: int | None = None) -> np.ndarray:
         """``T_target_source`` at ``stamp_ns``: float64 (4, 4), ``source`` points to ``target``.
+
+        :param tolerance_ns: overrides the buffer's tolerance for this lookup.
 
         :raises TransformLookupError: if the frames are not connected or an edge on the chain
             has no sample within the tolerance of ``stamp_ns``.
@@ -161,8 +200,8 @@ class TFBuffer:
                 f"no TF chain from {source!r} to {target!r} (frames known: {known})")
         T_common_source = np.eye(4)
         for child in up_source[:up_source.index(common)]:
-            T_common_source = self._edge(child, stamp_ns) @ T_common_source
+            T_common_source = self._edge(child, stamp_ns, tolerance_ns) @ T_common_source
         T_common_target = np.eye(4)
         for child in up_target[:up_target.index(common)]:
-            T_common_target = self._edge(child, stamp_ns) @ T_common_target
+            T_common_target = self._edge(child, stamp_ns, tolerance_ns) @ T_common_target
         return invert_transform(T_common_target) @ T_common_source
