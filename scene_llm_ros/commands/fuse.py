@@ -36,8 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pose-topic", help="PoseStamped/Odometry topic (default: TF)")
     parser.add_argument("--tf-parent", default="map", help="scene frame for TF lookups")
     parser.add_argument("--voxel-size", type=float, default=0.04, help="TSDF voxel, metres")
-    parser.add_argument("--encoder", type=Path, default=None,
-                        help="built-in patch encoder directory (default: initial weights)")
+    parser.add_argument("--encoder", default="builtin",
+                        help="patch encoder: 'builtin' (initial weights), a built-in encoder or "
+                             "model checkpoint directory, or a Hugging Face vision model directory")
     parser.add_argument("--gt-scene", type=Path, default=None,
                         help="ScanNet-format scene whose mesh the fused surface is scored on")
     parser.set_defaults(func=run)
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from scene_llm_ros.data.rosbag import RGBDBagReader
     from scene_llm_ros.fusion.accuracy import surface_accuracy
     from scene_llm_ros.fusion.config import FusionConfig
-    from scene_llm_ros.fusion.encoders import BuiltinPatchEncoder
+    from scene_llm_ros.fusion.encoders import load_patch_encoder
     from scene_llm_ros.fusion.lifting import backproject
     from scene_llm_ros.fusion.scene import SceneFusion
 
@@ -58,8 +59,7 @@ def run(args: argparse.Namespace) -> int:
                            tf_parent=args.tf_parent)
     _LOG.info("reading %s: %s (poses from %s)", args.bag, reader.resolved_topics,
               reader.pose_source)
-    encoder = (BuiltinPatchEncoder.from_pretrained(args.encoder) if args.encoder
-               else BuiltinPatchEncoder())
+    encoder = load_patch_encoder(args.encoder)
     fusion = SceneFusion(FusionConfig(voxel_size_m=args.voxel_size), encoder=encoder,
                          scene_frame=args.tf_parent)
     observed: list[np.ndarray] = []

@@ -233,3 +233,28 @@ class HFVisionPatchEncoder(PatchEncoder):
         if n != gh * gw:
             raise ValueError(f"vision tower returned {n} patch tokens, expected {gh}x{gw}")
         return tokens.reshape(b, gh, gw, c).float().cpu().numpy()
+
+
+def load_patch_encoder(spec: str, *, device: str = "cpu", layer: int = -2,
+                       image_size: int | None = None) -> PatchEncoder:
+    """The patch encoder named by ``spec``, as the nodes' ``patch_encoder`` parameter gives it.
+
+    :param spec: ``builtin`` (the built-in encoder with its initial weights), a directory
+        written by :meth:`BuiltinPatchEncoder.save_pretrained`, a model checkpoint directory
+        holding one in ``patch_encoder/``, or a local Hugging Face CLIP/SigLIP directory.
+    :param layer: hidden layer of a Hugging Face vision tower.
+    :param image_size: input resolution of a Hugging Face vision tower (None: its own).
+    :raises DataFormatError: when ``spec`` is none of these.
+    """
+    if spec == "builtin":
+        return BuiltinPatchEncoder(device=device)
+    path = Path(spec).expanduser()
+    for candidate in (path, path / "patch_encoder"):
+        if (candidate / BuiltinPatchEncoder.CONFIG_NAME).is_file():
+            return BuiltinPatchEncoder.from_pretrained(candidate, device=device)
+    if (path / "config.json").is_file():
+        return HFVisionPatchEncoder(path, layer=layer, image_size=image_size, device=device)
+    raise DataFormatError(
+        f"patch encoder {spec!r} is neither 'builtin', a built-in encoder directory "
+        f"({BuiltinPatchEncoder.CONFIG_NAME}), a checkpoint with patch_encoder/, nor a Hugging "
+        "Face vision model directory (config.json)")

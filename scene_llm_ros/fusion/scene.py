@@ -234,6 +234,14 @@ class SceneFusion:
             return self._version
 
     @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(min, max) corners of the observed surface, None while nothing is fused."""
+        with self._lock:
+            if not np.isfinite(self._bounds_min).all():
+                return None
+            return self._bounds_min.copy(), self._bounds_max.copy()
+
+    @property
     def stats(self) -> dict[str, int]:
         """Counters for status reporting."""
         with self._lock:

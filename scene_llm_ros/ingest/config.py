@@ -12,7 +12,8 @@ class IngestConfig:
     :ivar sync_buffer_size: messages kept per stream while waiting for a partner.
     :ivar queue_size: synchronised frames waiting for their pose or for the integrator; when
         full the oldest is dropped (``queue_full``), so latency stays bounded.
-    :ivar pose_wait_s: how long (wall time) a frame may wait for a pose at its stamp.
+    :ivar pose_wait_s: how long (wall time) a frame may wait for its camera info and for a
+        pose at its stamp.
     :ivar pose_tolerance_s: after that wait, the nearest pose within this of the stamp is used;
         beyond it the frame is dropped as ``stale_pose``.
     :ivar time_jump_s: a colour stamp this much older than the newest one means time jumped

@@ -37,7 +37,6 @@ _ANY_AGE_NS = 10**18
 class _Pending:
     color: Any
     depth: Any
-    info: Any
     stamp_ns: int
     arrived: float
 
@@ -122,6 +121,13 @@ class IngestPipeline:
         with self._lock:
             self._infos.add(m.stamp_to_ns(msg.header.stamp), msg)
 
+    def add_synchronized(self, color: Any, depth: Any, info: Any) -> None:
+        """A colour/depth/info set already synchronised elsewhere (message_filters)."""
+        with self._lock:
+            self._received += 1
+            self._infos.add(m.stamp_to_ns(info.header.stamp), info)
+            self._accept(color, depth)
+
     def pose_arrived(self) -> None:
         """Wake the worker: frames waiting for a pose may now have one."""
         with self._lock:
@@ -173,8 +179,7 @@ class IngestPipeline:
             self._queue.popleft()
             self._drop(DropReason.QUEUE_FULL, f"more than {self.config.queue_size} frames "
                        "waiting for a pose or the integrator; dropped the oldest")
-        self._queue.append(_Pending(color, depth, self._infos.match(stamp_ns), stamp_ns,
-                                    self._clock()))
+        self._queue.append(_Pending(color, depth, stamp_ns, self._clock()))
         self._lock.notify_all()
 
     def _check(self, color: Any, depth: Any, stamp_ns: int) -> tuple[DropReason | None, str]:
@@ -191,22 +196,28 @@ class IngestPipeline:
         if not _same_aspect(color.width, color.height, depth.width, depth.height):
             return DropReason.SIZE_MISMATCH, (f"colour {color.width}x{color.height} and depth "
                                               f"{depth.width}x{depth.height} cannot be registered")
-        info = self._infos.match(stamp_ns)
-        if info is None:
-            if not len(self._infos):
-                return DropReason.NO_CAMERA_INFO, "no CameraInfo received yet"
-            return DropReason.UNSYNCHRONIZED, "no CameraInfo within the slop of the image"
-        try:
-            m.info_to_intrinsics(info)
-        except InvalidFrameError as exc:
-            return DropReason.BAD_INTRINSICS, f"CameraInfo unusable: {exc}"
-        if not _same_aspect(color.width, color.height, info.width, info.height):
-            return DropReason.BAD_INTRINSICS, (f"CameraInfo is for {info.width}x{info.height}, "
-                                               f"the image is {color.width}x{color.height}")
         if (c.max_rate_hz > 0 and self._last_accepted_ns is not None
                 and stamp_ns - self._last_accepted_ns < _RATE_SLACK * 1e9 / c.max_rate_hz):
             return DropReason.RATE_LIMIT, f"above max_rate_hz={c.max_rate_hz}"
         return None, ""
+
+    def _camera_info(self, pending: _Pending) -> tuple[Any, DropReason | None, str]:
+        """The frame's CameraInfo, or why it cannot be used (None, None while it may come)."""
+        info = self._infos.match(pending.stamp_ns)
+        if info is None:
+            if not len(self._infos):
+                return None, DropReason.NO_CAMERA_INFO, "no CameraInfo received"
+            return None, DropReason.UNSYNCHRONIZED, "no CameraInfo within the slop of the image"
+        try:
+            m.info_to_intrinsics(info)
+        except InvalidFrameError as exc:
+            return None, DropReason.BAD_INTRINSICS, f"CameraInfo unusable: {exc}"
+        color = pending.color
+        if not _same_aspect(color.width, color.height, info.width, info.height):
+            return None, DropReason.BAD_INTRINSICS, (
+                f"CameraInfo is for {info.width}x{info.height}, the image is "
+                f"{color.width}x{color.height}")
+        return info, None, ""
 
     def _drop(self, reason: DropReason, detail: str) -> None:
         self.drops.add(reason)
@@ -260,10 +271,10 @@ class IngestPipeline:
                 item = self._next_posed()
                 if item is None:
                     return
-                pending, T_world_cam = item
+                pending, info, T_world_cam = item
                 self._busy = True
             try:
-                self._integrate(pending, T_world_cam)
+                self._integrate(pending, info, T_world_cam)
             except Exception:  # noqa: BLE001 - one bad frame must not end the worker
                 logger.exception("integrating the frame at %d ns failed", pending.stamp_ns)
             finally:
@@ -271,13 +282,24 @@ class IngestPipeline:
                     self._busy = False
                     self._lock.notify_all()
 
-    def _next_posed(self) -> tuple[_Pending, np.ndarray] | None:
-        """The oldest queued frame with its pose (waits); None when stopped. Holds the lock."""
+    def _next_posed(self) -> tuple[_Pending, Any, np.ndarray] | None:
+        """The oldest queued frame with its camera info and pose (waits for both up to
+        ``pose_wait_s``); None when stopped. Holds the lock."""
         while self._running:
             if not self._queue:
                 self._lock.wait(0.1)
                 continue
             pending = self._queue[0]
+            waited = self._clock() - pending.arrived
+            patient = waited < self.config.pose_wait_s
+            info, reason, detail = self._camera_info(pending)
+            if info is None:
+                if patient and reason is not DropReason.BAD_INTRINSICS:
+                    self._lock.wait(min(0.01, self.config.pose_wait_s - waited))
+                    continue
+                self._queue.popleft()
+                self._drop(reason, detail)
+                continue
             camera_frame = pending.color.header.frame_id
             try:
                 T = self.poses.lookup(camera_frame, pending.stamp_ns, 0)
@@ -286,14 +308,13 @@ class IngestPipeline:
                 self._drop(DropReason.FRAME_CHANGE, str(exc))
                 continue
             except TransformLookupError as exc:
-                waited = self._clock() - pending.arrived
-                if waited < self.config.pose_wait_s:
+                if patient:
                     self._lock.wait(min(0.01, self.config.pose_wait_s - waited))
                     continue
                 T = self._late_pose(pending, camera_frame, exc)
             self._queue.popleft()
             if T is not None:
-                return pending, T
+                return pending, info, T
         return None
 
     def _late_pose(self, pending: _Pending, camera_frame: str,
@@ -313,7 +334,7 @@ class IngestPipeline:
                        f"than {self.config.pose_tolerance_s:.3f} s from the image: {exc}")
         return None
 
-    def _integrate(self, pending: _Pending, T_world_cam: np.ndarray) -> None:
+    def _integrate(self, pending: _Pending, info: Any, T_world_cam: np.ndarray) -> None:
         try:
             color = m.image_to_color(pending.color)
             depth = m.image_to_depth(pending.depth)
@@ -328,7 +349,7 @@ class IngestPipeline:
             self._drop(DropReason.BAD_DEPTH, "no valid depth pixel (all NaN, inf, zero or "
                        "negative)")
             return
-        intrinsics = m.info_to_intrinsics(pending.info)
+        intrinsics = m.info_to_intrinsics(info)
         if (intrinsics.width, intrinsics.height) != (width, height):
             intrinsics = intrinsics.resized(width, height)
         frame = RGBDFrame(color=color, depth=depth, intrinsics=intrinsics,

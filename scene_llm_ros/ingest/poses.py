@@ -13,8 +13,9 @@ import numpy as np
 
 from scene_llm_ros.geometry.tf_buffer import TFBuffer, TransformLookupError, TransformTrack
 
-#: How much pose history is kept (as tf2's default buffer length).
-HISTORY_NS = 10_000_000_000
+#: How much pose history is kept (stamp time); it must cover frames still queued, so it is
+#: longer than tf2's 10 s default.
+HISTORY_NS = 60_000_000_000
 
 
 class PoseFrameError(TransformLookupError):

@@ -1,0 +1,1 @@
+"""ROS 2 adapters around the core: lifecycle nodes, message conversions, parameters."""

@@ -1,0 +1,440 @@
+"""fusion_node: live RGB-D into a TSDF map and a 3D patch memory (lifecycle node).
+
+Subscribes (remap them): ``color/image``, ``depth/image`` (registered to colour),
+``color/camera_info``, and ``/tf`` + ``/tf_static`` or ``pose`` (PoseStamped or Odometry).
+Publishes ``scene/points`` (PointCloud2), ``scene/status`` (SceneStatus), ``scene/patches``
+(ScenePatches, transient local); serves ``scene/reset``, ``scene/save``, ``scene/load``.
+Callbacks only buffer; the core's worker thread integrates (see :mod:`scene_llm_ros.ingest`).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_srvs.srv import Trigger
+
+from scene_llm_ros.errors import SceneLlmError
+from scene_llm_ros.fusion.config import FusionConfig
+from scene_llm_ros.fusion.encoders import PatchEncoder, load_patch_encoder
+from scene_llm_ros.fusion.keyframes import KeyframePolicy
+from scene_llm_ros.fusion.scene import SceneFusion
+from scene_llm_ros.ingest.config import IngestConfig
+from scene_llm_ros.ingest.pipeline import IngestPipeline
+from scene_llm_ros.ingest.poses import TFPoseSource, TopicPoseSource
+from scene_llm_ros.msg import ScenePatches, SceneStatus
+from scene_llm_ros.nodes import conversions as conv
+from scene_llm_ros.nodes.logging_bridge import forward_python_logging
+from scene_llm_ros.nodes.parameters import Param, declare, values
+from scene_llm_ros.srv import LoadScene, SaveScene
+
+try:  # tf2_msgs has no PyPI wheel; on a robot it is always there
+    from tf2_msgs.msg import TFMessage
+except ImportError:
+    TFMessage = None
+
+PARAMS = (
+    Param("scene_frame", "map", "World frame of the map (REP-105); changing it resets the scene",
+          dynamic=True),
+    Param("camera_frame", "", "Expected optical frame of the images; '' accepts the images' own"),
+    Param("pose_source", "auto", "'tf' (scene_frame -> image frame through /tf), 'topic' "
+          "(the 'pose' topic), or 'auto' (tf where tf2_msgs is installed, else topic)"),
+    Param("pose_topic_type", "pose_stamped", "Type of the 'pose' topic: pose_stamped or odometry"),
+    Param("pose_body_frame", "", "Frame a PoseStamped gives the pose of ('' = the camera "
+          "optical frame); chained to the camera through /tf_static otherwise"),
+    Param("qos_reliability", "best_effort", "Image QoS reliability: best_effort (sensor data) "
+          "or reliable"),
+    Param("qos_depth", 5, "Image subscription queue depth", 1, 5),
+    Param("slop_s", 0.02, "Largest stamp difference of paired colour/depth/info", 0.0, 1.0),
+    Param("sync_buffer_size", 10, "Messages buffered per stream while waiting for a partner",
+          1, 100),
+    Param("queue_size", 5, "Frames waiting for a pose or the integrator (oldest dropped)", 1, 100),
+    Param("pose_wait_s", 0.5, "How long a frame may wait for its pose", 0.0, 10.0),
+    Param("pose_tolerance_s", 0.05, "After the wait, the nearest pose within this is used",
+          0.0, 10.0),
+    Param("time_jump_s", 1.0, "Stamps going back this far mean the stream restarted",
+          0.001, 3600.0),
+    Param("max_rate_hz", 0.0, "Integrate at most this many frames/s (0 = all)", 0.0, 1000.0,
+          dynamic=True),
+    Param("use_message_filters", True, "Use message_filters' synchroniser when installed"),
+    Param("voxel_size_m", 0.04, "TSDF voxel edge", 0.005, 1.0),
+    Param("block_resolution", 16, "TSDF voxels per block edge", 4, 32),
+    Param("depth_max_m", 5.0, "Depth beyond this is ignored", 0.1, 100.0),
+    Param("trunc_voxel_multiplier", 4.0, "TSDF truncation in voxels", 1.0, 32.0),
+    Param("device", "CPU:0", "Open3D device of the TSDF (CPU:0, CUDA:0)"),
+    Param("patch_voxel_size_m", 0.2, "3D patch memory voxel edge", 0.01, 5.0),
+    Param("max_patch_tokens", 1024, "Token budget handed to the model", 1, 65536),
+    Param("min_patch_valid_fraction", 0.1, "Valid depth a patch needs", 0.0, 1.0),
+    Param("surface_weight_threshold", 3.0, "TSDF weight of observed surface", 0.0, 1000.0),
+    Param("keyframe_translation_m", 0.3, "Keyframe after moving this far", 0.0, 100.0),
+    Param("keyframe_rotation_deg", 15.0, "Keyframe after turning this much", 0.0, 360.0),
+    Param("keyframe_interval_s", 2.0, "Keyframe at least this often while moving", 0.0, 3600.0),
+    Param("patch_encoder", "builtin", "'builtin', a built-in encoder or model checkpoint "
+          "directory, or a local Hugging Face CLIP/SigLIP directory"),
+    Param("encoder_layer", -2, "Hidden layer of a Hugging Face vision tower", -64, 64),
+    Param("encoder_image_size", 0, "Input size of a Hugging Face vision tower (0 = its own)",
+          0, 4096),
+    Param("encoder_device", "cpu", "Torch device of the patch encoder (cpu, cuda:0)"),
+    Param("status_rate_hz", 2.0, "SceneStatus publishing rate", 0.1, 100.0),
+    Param("points_rate_hz", 1.0, "scene/points rate when the scene changed (0 = off)",
+          0.0, 30.0),
+    Param("points_voxel_size_m", 0.05, "Voxel downsampling of scene/points", 0.0, 1.0),
+    Param("patches_rate_hz", 1.0, "scene/patches rate when the scene changed (0 = off)",
+          0.0, 30.0),
+)
+
+
+def _image_qos(reliability: str, depth: int) -> QoSProfile:
+    if reliability not in ("best_effort", "reliable"):
+        raise ValueError(f"qos_reliability must be best_effort or reliable, got {reliability!r}")
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                     reliability=qos_profile_sensor_data.reliability,
+                     durability=DurabilityPolicy.VOLATILE)
+    if reliability == "reliable":
+        qos.reliability = ReliabilityPolicy.RELIABLE
+    return qos
+
+
+def _downsample(points: np.ndarray, colors: np.ndarray,
+                voxel: float) -> tuple[np.ndarray, np.ndarray]:
+    """One point (the first) per ``voxel`` cell."""
+    if voxel <= 0 or len(points) == 0:
+        return points, colors
+    keys = np.floor(points / voxel).astype(np.int64)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    return points[first], colors[first]
+
+
+class FusionNode(LifecycleNode):
+    """Lifecycle adapter between ROS topics/services and :class:`IngestPipeline` +
+    :class:`SceneFusion`.
+
+    :param encoder: a patch encoder to use instead of the ``patch_encoder`` parameter (for
+        in-process composition with an inference node that owns the model's encoder).
+    """
+
+    def __init__(self, node_name: str = "fusion_node", *, encoder: PatchEncoder | None = None,
+                 **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        declare(self, PARAMS)
+        self._injected_encoder = encoder
+        self.fusion: SceneFusion | None = None
+        self.pipeline: IngestPipeline | None = None
+        self._subscriptions_made: list = []
+        self._timers_made: list = []
+        self._services_made: list = []
+        self._status_pub = self._points_pub = self._patches_pub = None
+        self._published_version = {"points": -1, "patches": -1}
+        self.add_on_set_parameters_callback(self._on_parameters)
+        forward_python_logging(self.get_logger(), "scene_llm_ros")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        p = values(self, PARAMS)
+        try:
+            encoder = self._injected_encoder or load_patch_encoder(
+                p["patch_encoder"], device=p["encoder_device"], layer=p["encoder_layer"],
+                image_size=p["encoder_image_size"] or None)
+            fusion_config = FusionConfig(
+                voxel_size_m=p["voxel_size_m"], block_resolution=p["block_resolution"],
+                depth_max_m=p["depth_max_m"], trunc_voxel_multiplier=p["trunc_voxel_multiplier"],
+                device=p["device"], patch_voxel_size_m=p["patch_voxel_size_m"],
+                max_patch_tokens=p["max_patch_tokens"],
+                min_patch_valid_fraction=p["min_patch_valid_fraction"],
+                surface_weight_threshold=p["surface_weight_threshold"],
+                keyframes=KeyframePolicy(p["keyframe_translation_m"], p["keyframe_rotation_deg"],
+                                         p["keyframe_interval_s"]))
+            ingest_config = IngestConfig(
+                slop_s=p["slop_s"], sync_buffer_size=p["sync_buffer_size"],
+                queue_size=p["queue_size"], pose_wait_s=p["pose_wait_s"],
+                pose_tolerance_s=p["pose_tolerance_s"], time_jump_s=p["time_jump_s"],
+                max_rate_hz=p["max_rate_hz"], camera_frame=p["camera_frame"])
+            image_qos = _image_qos(p["qos_reliability"], p["qos_depth"])
+            if p["pose_source"] == "auto":
+                p["pose_source"] = "tf" if TFMessage is not None else "topic"
+            if p["pose_source"] not in ("tf", "topic"):
+                raise ValueError(f"pose_source must be auto, tf or topic, got "
+                                 f"{p['pose_source']!r}")
+            if p["pose_source"] == "tf" and TFMessage is None:
+                raise ValueError("pose_source 'tf' needs tf2_msgs, which is not installed; "
+                                 "use pose_source 'topic'")
+            if p["pose_topic_type"] not in ("pose_stamped", "odometry"):
+                raise ValueError("pose_topic_type must be pose_stamped or odometry, got "
+                                 f"{p['pose_topic_type']!r}")
+        except (SceneLlmError, ValueError, OSError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+
+        self.fusion = SceneFusion(fusion_config, encoder=encoder, scene_frame=p["scene_frame"])
+        self._tf = TFPoseSource(p["scene_frame"])
+        poses = self._tf if p["pose_source"] == "tf" else TopicPoseSource(
+            p["scene_frame"], body_frame=p["pose_body_frame"], tf=self._tf)
+        self.pipeline = IngestPipeline(self.fusion, poses, ingest_config)
+        self._create_entities(p, image_qos)
+        self.get_logger().info(
+            f"configured: scene frame {p['scene_frame']}, poses from {p['pose_source']}, "
+            f"encoder {encoder.identity[:60]}, voxel {p['voxel_size_m']} m")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _create_entities(self, p: dict, image_qos: QoSProfile) -> None:
+        inputs = ReentrantCallbackGroup()  # callbacks only buffer: let them run concurrently
+        outputs = MutuallyExclusiveCallbackGroup()
+        services = MutuallyExclusiveCallbackGroup()
+        sub = self.create_subscription
+        self._subscriptions_made = self._image_subscriptions(p, image_qos, inputs)
+        if TFMessage is not None:
+            tf_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+            static_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                                    durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self._subscriptions_made += [
+                sub(TFMessage, "/tf", lambda msg: self._on_tf(msg, static=False), tf_qos,
+                    callback_group=inputs),
+                sub(TFMessage, "/tf_static", lambda msg: self._on_tf(msg, static=True),
+                    static_qos, callback_group=inputs),
+            ]
+        if p["pose_source"] == "topic":
+            pose_type = PoseStamped if p["pose_topic_type"] == "pose_stamped" else Odometry
+            self._subscriptions_made.append(sub(pose_type, "pose", self._on_pose, 50,
+                                                callback_group=inputs))
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._status_pub = self.create_lifecycle_publisher(SceneStatus, "scene/status", 10)
+        self._points_pub = self.create_lifecycle_publisher(PointCloud2, "scene/points", latched)
+        self._patches_pub = self.create_lifecycle_publisher(ScenePatches, "scene/patches",
+                                                            latched)
+        self._timers_made = [
+            self.create_timer(1.0 / p["status_rate_hz"], self._publish_status,
+                              callback_group=outputs),
+            self.create_timer(0.1, self._publish_scene, callback_group=outputs),
+        ]
+        self._services_made = [
+            self.create_service(Trigger, "scene/reset", self._on_reset, callback_group=services),
+            self.create_service(SaveScene, "scene/save", self._on_save, callback_group=services),
+            self.create_service(LoadScene, "scene/load", self._on_load, callback_group=services),
+        ]
+        self._last_scene_publish = {"points": 0.0, "patches": 0.0}
+
+    def _image_subscriptions(self, p: dict, qos: QoSProfile, group) -> list:
+        pipeline = self.pipeline
+        if p["use_message_filters"]:
+            try:
+                import message_filters
+            except ImportError:
+                self.get_logger().info("message_filters not installed: using the built-in "
+                                       "approximate-time synchroniser")
+            else:
+                subscribers = [message_filters.Subscriber(self, Image, "color/image",
+                                                          qos_profile=qos),
+                               message_filters.Subscriber(self, Image, "depth/image",
+                                                          qos_profile=qos),
+                               message_filters.Subscriber(self, CameraInfo, "color/camera_info",
+                                                          qos_profile=qos)]
+                synchronizer = message_filters.ApproximateTimeSynchronizer(
+                    subscribers, p["sync_buffer_size"], p["slop_s"])
+                synchronizer.registerCallback(pipeline.add_synchronized)
+                self._synchronizer = synchronizer  # keeps the callback alive
+                return [s.sub for s in subscribers]
+        return [
+            self.create_subscription(Image, "color/image", pipeline.add_color, qos,
+                                     callback_group=group),
+            self.create_subscription(Image, "depth/image", pipeline.add_depth, qos,
+                                     callback_group=group),
+            self.create_subscription(CameraInfo, "color/camera_info", pipeline.add_camera_info,
+                                     qos, callback_group=group),
+        ]
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.pipeline.start()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.pipeline.stop()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _destroy(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.stop()
+        for subscription in self._subscriptions_made:
+            self.destroy_subscription(subscription)
+        for timer in self._timers_made:
+            self.destroy_timer(timer)
+        for service in self._services_made:
+            self.destroy_service(service)
+        for publisher in (self._status_pub, self._points_pub, self._patches_pub):
+            if publisher is not None:
+                self.destroy_publisher(publisher)
+        self._subscriptions_made, self._timers_made, self._services_made = [], [], []
+        self._status_pub = self._points_pub = self._patches_pub = None
+        self.fusion = self.pipeline = None
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def _on_tf(self, msg, *, static: bool) -> None:
+        for tf in msg.transforms:
+            self._tf.add_transform(tf.header.frame_id, tf.child_frame_id,
+                                   conv.stamp_to_ns(tf.header.stamp),
+                                   conv.transform_to_matrix(tf.transform), static=static)
+        if self.pipeline is not None:
+            self.pipeline.pose_arrived()
+
+    def _on_pose(self, msg: PoseStamped | Odometry) -> None:
+        pose = msg.pose.pose if isinstance(msg, Odometry) else msg.pose
+        child = msg.child_frame_id if isinstance(msg, Odometry) else ""
+        self.pipeline.poses.add_pose(msg.header.frame_id, conv.stamp_to_ns(msg.header.stamp),
+                                     conv.pose_to_matrix(pose), child)
+        self.pipeline.pose_arrived()
+
+    def _on_parameters(self, params) -> SetParametersResult:
+        for param in params:
+            if param.name == "scene_frame" and self.fusion is not None \
+                    and param.value != self.fusion.scene_frame:
+                # A map in the old frame means nothing in the new one.
+                self.get_logger().warning(f"scene frame {self.fusion.scene_frame} -> "
+                                          f"{param.value}: resetting the scene")
+                self.pipeline.clear()
+                self.pipeline.poses.clear()
+                self.pipeline.poses.scene_frame = param.value
+                self._tf.scene_frame = param.value
+                self.fusion.reset()
+                self.fusion.scene_frame = param.value
+            elif param.name == "max_rate_hz" and self.pipeline is not None:
+                self.pipeline.config.max_rate_hz = float(param.value)
+        return SetParametersResult(successful=True)
+
+    # -- outputs -----------------------------------------------------------------------------
+
+    def status_msg(self) -> SceneStatus:
+        """The current SceneStatus (also published periodically)."""
+        stats = self.pipeline.stats()
+        scene = self.fusion.stats
+        snapshot_bounds = self.fusion.bounds
+        msg = SceneStatus()
+        msg.header = conv.header(time.time_ns(), self.fusion.scene_frame)
+        msg.scene_version = scene["scene_version"]
+        msg.frames_received = stats.frames_received
+        msg.frames_integrated = scene["frames_integrated"]
+        msg.frames_dropped = stats.frames_dropped
+        msg.drop_reasons = list(stats.drops)
+        msg.drop_counts = list(stats.drops.values())
+        msg.keyframes = scene["keyframes"]
+        msg.patch_tokens = scene["patch_tokens"]
+        msg.tsdf_voxels = scene["tsdf_voxels"]
+        msg.memory_bytes = scene["memory_bytes"]
+        if snapshot_bounds is not None:
+            msg.bounds_min = conv.point_msg(snapshot_bounds[0])
+            msg.bounds_max = conv.point_msg(snapshot_bounds[1])
+        msg.integrate_ms = stats.integrate_ms
+        return msg
+
+    def _publish_status(self) -> None:
+        if self.fusion is not None:
+            self._status_pub.publish(self.status_msg())
+
+    def _publish_scene(self) -> None:
+        """Points and patches, each at its rate and only when the scene changed."""
+        if self.fusion is None:
+            return
+        version = self.fusion.stats["scene_version"]
+        now = time.monotonic()
+        due = [kind for kind in ("points", "patches")
+               if self.get_parameter(f"{kind}_rate_hz").value > 0
+               and self._published_version[kind] != version
+               and now - self._last_scene_publish[kind]
+               >= 1.0 / self.get_parameter(f"{kind}_rate_hz").value]
+        if not due:
+            return
+        snapshot = self.fusion.snapshot()
+        if "points" in due:
+            points, colors = _downsample(snapshot.points, snapshot.colors,
+                                         self.get_parameter("points_voxel_size_m").value)
+            self._points_pub.publish(conv.point_cloud_msg(points, colors, snapshot.stamp_ns,
+                                                          snapshot.scene_frame))
+        if "patches" in due:
+            self._patches_pub.publish(conv.scene_patches_msg(snapshot,
+                                                             self.fusion.encoder.identity))
+        for kind in due:
+            self._published_version[kind] = snapshot.scene_version
+            self._last_scene_publish[kind] = now
+
+    # -- services ------------------------------------------------------------------------------
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        if self.fusion is None:
+            response.success, response.message = False, "node is not configured"
+            return response
+        self.pipeline.clear()
+        self.fusion.reset()
+        response.success = True
+        response.message = f"scene reset (version {self.fusion.stats['scene_version']})"
+        return response
+
+    def _on_save(self, request: SaveScene.Request, response: SaveScene.Response):
+        if self.fusion is None:
+            response.success, response.message = False, "node is not configured"
+            return response
+        try:
+            response.scene_version = self.fusion.save(Path(request.directory))
+        except (OSError, SceneLlmError, ValueError) as exc:
+            response.success, response.message = False, f"save failed: {exc}"
+            return response
+        response.success = True
+        response.message = f"saved version {response.scene_version} to {request.directory}"
+        return response
+
+    def _on_load(self, request: LoadScene.Request, response: LoadScene.Response):
+        if self.fusion is None:
+            response.success, response.message = False, "node is not configured"
+            return response
+        try:
+            response.scene_version = self.fusion.load(Path(request.directory))
+        except (OSError, SceneLlmError, ValueError) as exc:
+            response.success = False
+            response.message = f"load failed, scene unchanged: {exc}"
+            response.scene_version = self.fusion.stats["scene_version"]
+            return response
+        self.pipeline.clear()
+        response.success = True
+        response.message = f"loaded {request.directory} as version {response.scene_version}"
+        return response
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the node alone; it configures and activates itself unless told otherwise."""
+    rclpy.init(args=args)
+    node = FusionNode()
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+        node.trigger_activate()
+    try:
+        executor.spin()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
