@@ -1,0 +1,80 @@
+"""Checkpoint files: the model's own safetensors weights and atomic directory writes."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from scene_llm_ros.model.errors import CheckpointMismatchError
+
+CONFIG_NAME = "scene_llm.json"
+WEIGHTS_NAME = "scene_llm.safetensors"
+LLM_DIR = "llm"
+PATCH_ENCODER_DIR = "patch_encoder"
+LORA_DIR = "lora_adapter"
+
+
+def save_weights(modules: dict[str, nn.Module], path: Path) -> None:
+    """Write the parameters and persistent buffers of ``modules`` as ``{prefix}.{name}``."""
+    state = {f"{prefix}.{name}": tensor.detach().contiguous().cpu()
+             for prefix, module in modules.items()
+             for name, tensor in module.state_dict().items()}
+    save_file(state, str(path))
+
+
+def load_weights(modules: dict[str, nn.Module], path: Path) -> None:
+    """Load weights written by :func:`save_weights` into ``modules``.
+
+    :raises CheckpointMismatchError: naming every missing, unexpected or wrongly shaped tensor,
+        or when the file is not a readable safetensors file.
+    """
+    try:
+        state = load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointMismatchError(f"cannot read weights {path}: {exc}") from exc
+    expected = {f"{prefix}.{name}": tensor for prefix, module in modules.items()
+                for name, tensor in module.state_dict().items()}
+    missing = sorted(expected.keys() - state.keys())
+    unexpected = sorted(state.keys() - expected.keys())
+    wrong_shape = sorted(f"{k} (file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
+                         for k in expected.keys() & state.keys()
+                         if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong_shape:
+        raise CheckpointMismatchError(f"{path} does not match its config: missing tensors "
+                                      f"{missing}, unexpected tensors {unexpected}, wrong "
+                                      f"shapes {wrong_shape}")
+    for prefix, module in modules.items():
+        module.load_state_dict({name[len(prefix) + 1:]: tensor for name, tensor in state.items()
+                                if name.startswith(prefix + ".")})
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary directory next to ``target`` that replaces it on success.
+
+    A reader sees either the old or the new directory, never a half-written one; the swap of
+    an existing target is two renames, and on failure the temporary directory is removed.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    temporary.mkdir()
+    try:
+        yield temporary
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    if target.exists():
+        retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(target, retired)
+        os.replace(temporary, target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(temporary, target)

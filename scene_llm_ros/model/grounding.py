@@ -1,0 +1,101 @@
+"""Grounding head: a ``<ground>`` hidden state queries the scene tokens for a box and label."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class GroundingPrediction:
+    """Head outputs for N ``<ground>`` queries over K scene tokens (scene frame, metres).
+
+    :ivar token_logits: (N, K) matching scores; softmax over K gives where the object is.
+    :ivar anchor_index: int64 (N,) the token each box is regressed from.
+    :ivar centers: (N, 3) box centres, scene frame.
+    :ivar log_sizes: (N, 3) natural log of full box extents.
+    :ivar label_logits: (N, L) scores over the config's label vocabulary.
+    """
+
+    token_logits: torch.Tensor
+    anchor_index: torch.Tensor
+    centers: torch.Tensor
+    log_sizes: torch.Tensor
+    label_logits: torch.Tensor
+
+    @property
+    def sizes(self) -> torch.Tensor:
+        """(N, 3) full box extents, metres (vision_msgs semantics)."""
+        return self.log_sizes.exp()
+
+    def scores(self, positions: torch.Tensor) -> torch.Tensor:
+        """(N,) confidence in [0, 1]: the matching probability mass inside each box.
+
+        Training pushes the softmax onto the tokens inside the true box, so mass that lands
+        inside the predicted box measures agreement between matching and regression.
+
+        :param positions: (K, 3) scene-token positions, scene frame.
+        """
+        probabilities = self.token_logits.float().softmax(dim=-1)
+        half = self.sizes.float()[:, None, :] / 2
+        inside = ((positions[None].float() - self.centers.float()[:, None, :]).abs()
+                  <= half).all(dim=-1)
+        return (probabilities * inside).sum(dim=-1).clamp(0.0, 1.0)
+
+
+class GroundingHead(nn.Module):
+    """Dot-product matching of ``<ground>`` queries against scene tokens, then box and label.
+
+    :param hidden_size: LLM hidden size (queries and scene keys both come from the LLM).
+    :param grounding_dim: width of the matching space.
+    :param num_labels: size of the label vocabulary.
+    :param box_offset_scale_m: metres per unit of the regressed centre offset.
+    """
+
+    def __init__(self, hidden_size: int, grounding_dim: int, num_labels: int,
+                 box_offset_scale_m: float) -> None:
+        super().__init__()
+        self.box_offset_scale_m = box_offset_scale_m
+        self.query = nn.Sequential(nn.Linear(hidden_size, grounding_dim),
+                                   nn.LayerNorm(grounding_dim))
+        self.key = nn.Sequential(nn.Linear(hidden_size, grounding_dim),
+                                 nn.LayerNorm(grounding_dim))
+        self.box = nn.Sequential(nn.Linear(2 * grounding_dim, grounding_dim), nn.GELU(),
+                                 nn.Linear(grounding_dim, 6))
+        self.label_hidden = nn.Sequential(nn.Linear(2 * grounding_dim, grounding_dim), nn.GELU())
+        self.label = nn.Linear(grounding_dim, num_labels)
+
+    def forward(self, query_hidden: torch.Tensor, scene_hidden: torch.Tensor,
+                positions: torch.Tensor, anchor_index: torch.Tensor | None = None
+                ) -> GroundingPrediction:
+        """Match N queries against K scene tokens.
+
+        :param query_hidden: (N, H) LLM last-layer hidden states at ``<ground>`` tokens.
+        :param scene_hidden: (K, H) LLM last-layer hidden states at the scene tokens.
+        :param positions: (K, 3) scene-token positions, scene frame, metres.
+        :param anchor_index: int64 (N,) tokens to regress from (training passes the token
+            nearest the true box); None takes each query's best match.
+        """
+        dtype = self.query[0].weight.dtype
+        queries = self.query(query_hidden.to(dtype))  # (N, D)
+        keys = self.key(scene_hidden.to(dtype))  # (K, D)
+        token_logits = queries @ keys.T / keys.shape[-1] ** 0.5  # (N, K)
+        if anchor_index is None:
+            anchor_index = token_logits.argmax(dim=-1)
+        pair = torch.cat([queries, keys[anchor_index]], dim=-1)  # (N, 2D)
+        box = self.box(pair).float()
+        centers = positions[anchor_index].float() + box[:, :3] * self.box_offset_scale_m
+        return GroundingPrediction(token_logits=token_logits, anchor_index=anchor_index,
+                                   centers=centers, log_sizes=box[:, 3:],
+                                   label_logits=self.label(self.label_hidden(pair)))
+
+    def add_labels(self, count: int) -> None:
+        """Grow the classifier by ``count`` classes, keeping the existing rows."""
+        old = self.label
+        new = nn.Linear(old.in_features, old.out_features + count, device=old.weight.device,
+                        dtype=old.weight.dtype)
+        with torch.no_grad():
+            new.weight[:old.out_features] = old.weight
+            new.bias[:old.out_features] = old.bias
+        self.label = new

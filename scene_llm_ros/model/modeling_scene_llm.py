@@ -1,0 +1,468 @@
+"""The 3D patch language model: scene tokens spliced into a causal LM, plus grounding.
+
+Thread safety: :meth:`SceneLlm.answer` serialises calls with a lock (the inference node calls
+it from one worker thread at a time anyway); training must not run concurrently with
+:meth:`SceneLlm.answer` on the same instance, and must call :meth:`SceneLlm.clear_prefix_cache`
+after changing weights.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scene_llm_ros.fusion.encoders import BuiltinPatchEncoder, PatchEncoder
+from scene_llm_ros.fusion.snapshot import SceneSnapshot
+from scene_llm_ros.model import checkpoint, llm_loading
+from scene_llm_ros.model.configuration_scene_llm import SceneLlmConfig
+from scene_llm_ros.model.errors import CheckpointMismatchError, UnsupportedOperationError
+from scene_llm_ros.model.generation import beam_decode, greedy_decode
+from scene_llm_ros.model.grounding import GroundingHead
+from scene_llm_ros.model.grounding_loss import GroundingLosses, grounding_loss
+from scene_llm_ros.model.outputs import Answer, GroundedObject
+from scene_llm_ros.model.patch_encoders import patch_encoder_from_spec
+from scene_llm_ros.model.prefix_cache import ScenePrefix, ScenePrefixCache, prefix_key
+from scene_llm_ros.model.processing_scene_llm import (
+    GROUND_TOKEN,
+    IGNORE_INDEX,
+    PromptIds,
+    TrainingExample,
+    add_special_tokens,
+    answer_text,
+    build_prompt,
+    special_token_ids,
+    stop_token_ids,
+)
+from scene_llm_ros.model.scene_tokens import (
+    SceneInputs,
+    SceneTokenEncoder,
+    prepare_scene_inputs,
+    validate_prompt_points,
+)
+from scene_llm_ros.model.splicing import splice_embeddings
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class GroundingTargets:
+    """True boxes of the objects a training answer refers to, in ``<ground>`` order.
+
+    :ivar centers: float (N, 3) box centres, scene frame, metres.
+    :ivar sizes: float (N, 3) full extents, metres.
+    :ivar labels: N class names; names outside the label vocabulary are ignored by the loss.
+    """
+
+    centers: np.ndarray
+    sizes: np.ndarray
+    labels: list[str]
+
+
+@dataclass
+class SceneLlmLoss:
+    """Teacher-forcing losses of one example; ``total`` is what to back-propagate."""
+
+    total: torch.Tensor
+    language: torch.Tensor
+    grounding: GroundingLosses | None
+
+
+def _elapsed_ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1e3
+
+
+class SceneLlm(nn.Module):
+    """Scene token encoder + causal LM + grounding head, with prompt handling and caching.
+
+    :param config: the scene-side configuration.
+    :param llm: a Hugging Face causal LM (optionally quantized or LoRA-wrapped).
+    :param tokenizer: its tokenizer; ``<scene>``, ``<ground>``, ``<point>`` are added when
+        missing (the LLM's embeddings are resized, which a quantized LLM cannot do).
+    :param patch_encoder: the 2D encoder the snapshot's features come from, exposed so the
+        fusion node uses the same one.
+    :raises CheckpointMismatchError: when the LLM's hidden size differs from the config's.
+    :raises UnsupportedOperationError: when tokens must be added to a quantized LLM.
+    """
+
+    def __init__(self, config: SceneLlmConfig, llm: PreTrainedModel | PeftModel,
+                 tokenizer: PreTrainedTokenizerBase,
+                 patch_encoder: PatchEncoder | None = None) -> None:
+        super().__init__()
+        hidden = int(llm.config.get_text_config().hidden_size)
+        if hidden != config.llm_hidden_size:
+            raise CheckpointMismatchError(f"the LLM's hidden size is {hidden} but the config "
+                                          f"says llm_hidden_size={config.llm_hidden_size}")
+        if patch_encoder is not None and patch_encoder.feature_dim != config.feature_dim:
+            raise CheckpointMismatchError(f"the patch encoder gives {patch_encoder.feature_dim} "
+                                          f"features but the config says feature_dim="
+                                          f"{config.feature_dim}")
+        if add_special_tokens(tokenizer):
+            if llm_loading.is_quantized(llm):
+                raise UnsupportedOperationError("the quantized LLM's tokenizer lacks the "
+                                                "<scene>/<ground>/<point> tokens; add them to "
+                                                "the full-precision model first")
+            # Multiples of 64 keep the embedding and LM head friendly to bitsandbytes kernels.
+            llm.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
+        self.config = config
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.patch_encoder = patch_encoder
+        self.scene_encoder = SceneTokenEncoder(config)
+        self.grounding_head = GroundingHead(config.llm_hidden_size, config.grounding_dim,
+                                            len(config.labels), config.box_offset_scale_m)
+        self.token_ids = special_token_ids(tokenizer)
+        self.stop_ids = stop_token_ids(tokenizer, getattr(llm, "generation_config", None))
+        self.pad_id = (tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+                       else min(self.stop_ids))
+        self.prefix_cache = ScenePrefixCache(config.prefix_cache_entries)
+        self._lock = threading.Lock()
+        self._place_own_modules(torch.float32)
+
+    # -- placement ---------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.llm.get_input_embeddings().weight.device
+
+    def _place_own_modules(self, dtype: torch.dtype) -> None:
+        """Put the scene encoder and grounding head next to the LLM's input embeddings."""
+        for module in (self.scene_encoder, self.grounding_head):
+            module.to(device=self.device, dtype=dtype)
+
+    def _own_modules(self) -> dict[str, nn.Module]:
+        return {"scene_encoder": self.scene_encoder, "grounding_head": self.grounding_head}
+
+    def _backbone(self):
+        """The decoder stack without the LM head (LoRA layers are injected in place)."""
+        base = self.llm.get_base_model() if llm_loading.is_lora(self.llm) else self.llm
+        return base.get_decoder()
+
+    def _embed_ids(self, ids: list[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1, T) ids and their (1, T, H) token embeddings."""
+        ids = torch.as_tensor(ids, dtype=torch.long, device=self.device).reshape(1, -1)
+        return ids, self.llm.get_input_embeddings()(ids)
+
+    def clear_prefix_cache(self) -> None:
+        """Forget cached scene prefixes (required after any weight change)."""
+        self.prefix_cache.clear()
+
+    # -- labels ------------------------------------------------------------------------
+    def add_labels(self, labels: list[str]) -> int:
+        """Extend the label vocabulary (training adds dataset classes).
+
+        :return: how many labels were new.
+        """
+        new = [label for label in dict.fromkeys(labels) if label not in self.config.labels]
+        if new:
+            self.config.labels.extend(new)
+            self.grounding_head.add_labels(len(new))
+        return len(new)
+
+    def label_indices(self, labels: list[str]) -> torch.Tensor:
+        """int64 (N,) class indices; labels outside the vocabulary map to IGNORE_INDEX."""
+        index = {label: i for i, label in enumerate(self.config.labels)}
+        return torch.tensor([index.get(label, IGNORE_INDEX) for label in labels],
+                            dtype=torch.long, device=self.device)
+
+    # -- scene prefix ------------------------------------------------------------------
+    def _prefill_scene_prefix(self, scene: SceneInputs, prefix_ids: list[int]) -> ScenePrefix:
+        ids, embeddings = self._embed_ids(prefix_ids)
+        scene_embeddings = self.scene_encoder.scene_embeddings(scene)
+        embeddings = splice_embeddings(embeddings, ids, self.token_ids.scene, scene_embeddings)
+        out = self._backbone()(inputs_embeds=embeddings, use_cache=True)
+        scene_hidden = out.last_hidden_state[0][ids[0] == self.token_ids.scene]
+        return ScenePrefix(cache=out.past_key_values, scene_hidden=scene_hidden,
+                           length=len(prefix_ids))
+
+    def _scene_prefix(self, scene: SceneInputs, prompt: PromptIds, use_cache: bool
+                      ) -> tuple[ScenePrefix, float, bool]:
+        """The prefix entry, the milliseconds spent building it, and whether it was cached."""
+        key = prefix_key(scene.scene_version, scene.fingerprint, prompt.prefix_ids)
+        entry = self.prefix_cache.get(key) if use_cache else None
+        if entry is not None:
+            return entry, 0.0, True
+        start = time.perf_counter()
+        entry = self._prefill_scene_prefix(scene, prompt.prefix_ids)
+        if use_cache:
+            self.prefix_cache.put(key, entry)
+        elapsed = _elapsed_ms(start)
+        logger.debug("prefilled the scene prefix of version %d (%d tokens) in %.1f ms",
+                     scene.scene_version, entry.length, elapsed)
+        return entry, elapsed, False
+
+    def _suffix_embeddings(self, suffix_ids: list[int], points: np.ndarray,
+                           origin: np.ndarray) -> torch.Tensor:
+        ids, embeddings = self._embed_ids(suffix_ids)
+        point_embeddings = self.scene_encoder.point_embeddings(points, origin)
+        return splice_embeddings(embeddings, ids, self.token_ids.point, point_embeddings)
+
+    # -- inference ---------------------------------------------------------------------
+    def answer(self, snapshot: SceneSnapshot, question: str, *, task: str = "",
+               prompt_points: np.ndarray | None = None, situation: str | None = None,
+               max_new_tokens: int | None = None, num_beams: int = 1,
+               on_text: Callable[[str], None] | None = None,
+               should_stop: Callable[[], bool] | None = None,
+               use_prefix_cache: bool = True) -> Answer:
+        """Answer a question about the scene, grounding the objects the answer refers to.
+
+        Modules run in their current mode: :meth:`from_pretrained` returns an eval-mode model;
+        training code must call ``eval()`` before answering (dropout would change answers).
+
+        :param snapshot: the fused scene.
+        :param question: the request; may contain ``<point>`` placeholders.
+        :param task: one of :data:`~scene_llm_ros.model.processing_scene_llm.TASKS`.
+        :param prompt_points: float (M, 3) clicked points, scene frame, metres.
+        :param situation: SQA3D situation for task "situated".
+        :param max_new_tokens: answer length limit; default from the config.
+        :param num_beams: 1 for greedy decoding (streams, cancels between tokens); more for
+            beam search (``on_text`` gets the final text once; ``should_stop`` is polled
+            after every step).
+        :param on_text: called with the partial answer text whenever it grows.
+        :param should_stop: polled before every token; True cancels (``Answer.cancelled``).
+        :param use_prefix_cache: reuse the KV cache of an unchanged scene prefix.
+        :return: the :class:`~scene_llm_ros.model.outputs.Answer`.
+        :raises EmptySceneError: when the snapshot has no tokens.
+        :raises InvalidQuestionError, UnknownTaskError, InvalidPromptPointsError,
+            SceneFeatureError: for bad inputs.
+        :raises ValueError: for ``max_new_tokens`` or ``num_beams`` below 1.
+        """
+        max_new_tokens = (max_new_tokens if max_new_tokens is not None
+                          else self.config.max_new_tokens)
+        if max_new_tokens < 1 or num_beams < 1:
+            raise ValueError(f"max_new_tokens and num_beams must be >= 1, got {max_new_tokens} "
+                             f"and {num_beams}")
+        points = validate_prompt_points(prompt_points)
+        scene = prepare_scene_inputs(snapshot, self.config.feature_dim)
+        prompt = build_prompt(self.tokenizer, question, num_scene_tokens=scene.num_tokens,
+                              task=task, num_points=len(points), situation=situation,
+                              system_prompt=self.config.system_prompt)
+        self._check_context_length(len(prompt.input_ids) + max_new_tokens)
+        with self._lock, torch.inference_mode():
+            return self._answer(scene, prompt, points, max_new_tokens, num_beams, on_text,
+                                should_stop, use_prefix_cache)
+
+    def _check_context_length(self, length: int) -> None:
+        """Fail clearly instead of deep inside the LLM when the sequence cannot fit."""
+        limit = getattr(self.llm.config.get_text_config(), "max_position_embeddings", None)
+        if limit is not None and length > limit:
+            raise ValueError(f"prompt plus max_new_tokens is {length} tokens but the LLM's "
+                             f"context is {limit}; send fewer scene tokens or a shorter "
+                             f"question")
+
+    def _answer(self, scene: SceneInputs, prompt: PromptIds, points: np.ndarray,
+                max_new_tokens: int, num_beams: int, on_text, should_stop,
+                use_prefix_cache: bool) -> Answer:
+        start = time.perf_counter()
+        prefix, prefix_ms, hit = self._scene_prefix(scene, prompt, use_prefix_cache)
+        start_suffix = time.perf_counter()
+        suffix = self._suffix_embeddings(prompt.suffix_ids, points, scene.origin)
+        encode_ms = _elapsed_ms(start) - prefix_ms
+        streamed = [""]
+
+        def stream(ids: list[int]) -> None:
+            text = answer_text(self.tokenizer, ids)
+            if on_text is not None and text != streamed[0]:
+                streamed[0] = text
+                on_text(text)
+
+        if num_beams == 1:
+            cache = prefix.fresh_cache()
+            out = self.llm(inputs_embeds=suffix, past_key_values=cache, use_cache=True,
+                           logits_to_keep=1)
+            prefill_ms = prefix_ms + _elapsed_ms(start_suffix)
+            start_decode = time.perf_counter()
+            decoded = greedy_decode(self.llm, cache, out.logits[0, -1],
+                                    max_new_tokens=max_new_tokens, stop_ids=self.stop_ids,
+                                    on_token=stream, should_stop=should_stop)
+        else:
+            prefill_ms = prefix_ms
+            start_decode = time.perf_counter()
+            # generate() only embeds positions the cache does not cover, so the cached prefix
+            # positions need no real embeddings.
+            cached_part = suffix.new_zeros(1, prefix.length, suffix.shape[-1])
+            decoded = beam_decode(self.llm, prefix.fresh_cache(),
+                                  torch.cat([cached_part, suffix], dim=1), num_beams=num_beams,
+                                  max_new_tokens=max_new_tokens, stop_ids=self.stop_ids,
+                                  pad_id=self.pad_id, should_stop=should_stop)
+            stream(decoded.token_ids)
+        objects = self._ground(decoded.token_ids, prefix, suffix, scene)
+        return Answer(text=answer_text(self.tokenizer, decoded.token_ids), objects=objects,
+                      encode_ms=encode_ms, prefill_ms=prefill_ms,
+                      decode_ms=_elapsed_ms(start_decode),
+                      tokens_generated=len(decoded.token_ids),
+                      scene_version=scene.scene_version, cancelled=decoded.cancelled,
+                      prefix_cache_hit=hit)
+
+    def _ground(self, generated: list[int], prefix: ScenePrefix, suffix: torch.Tensor,
+                scene: SceneInputs) -> list[GroundedObject]:
+        """Boxes for the ``<ground>`` tokens of an answer.
+
+        The hidden state of a ``<ground>`` token exists only once it has been fed back, which
+        generation never does for the last token; one pass over the answer on a fresh copy of
+        the prefix cache gives all of them, exactly as in teacher-forced training.
+        """
+        where = [i for i, token in enumerate(generated) if token == self.token_ids.ground]
+        if not where:
+            return []
+        _, answer_embeddings = self._embed_ids(generated)
+        out = self._backbone()(inputs_embeds=torch.cat([suffix, answer_embeddings], dim=1),
+                               past_key_values=prefix.fresh_cache(), use_cache=True)
+        query = out.last_hidden_state[0, [suffix.shape[1] + i for i in where]]
+        positions = scene.positions.to(self.device)
+        prediction = self.grounding_head(query, prefix.scene_hidden, positions)
+        scores = prediction.scores(positions).cpu().numpy()
+        centers = prediction.centers.float().cpu().numpy().astype(np.float64)
+        sizes = prediction.sizes.float().cpu().numpy().astype(np.float64)
+        labels = prediction.label_logits.argmax(dim=-1).tolist()
+        anchors = prediction.anchor_index.tolist()
+        return [GroundedObject(center=centers[i], size=sizes[i], score=float(scores[i]),
+                               label=self.config.labels[labels[i]], token_index=anchors[i])
+                for i in range(len(where))]
+
+    # -- training ----------------------------------------------------------------------
+    def compute_loss(self, scene: SceneInputs, example: TrainingExample, *,
+                     targets: GroundingTargets | None = None,
+                     prompt_points: np.ndarray | None = None,
+                     grounding_weight: float = 1.0) -> SceneLlmLoss:
+        """Teacher-forcing loss of one example: answer cross-entropy plus grounding losses.
+
+        :param scene: the example's scene (:func:`prepare_scene_inputs`).
+        :param example: from :func:`~scene_llm_ros.model.processing_scene_llm.
+            build_training_example` with ``num_scene_tokens == scene.num_tokens``.
+        :param targets: true boxes, one per ``<ground>`` token of the answer.
+        :param prompt_points: float (M, 3) points matching the example's ``<point>`` tokens.
+        :param grounding_weight: weight of the grounding total in ``total``.
+        :raises ValueError: when the number of targets and ``<ground>`` tokens differ.
+        """
+        ids, embeddings = self._embed_ids(example.input_ids)
+        embeddings = splice_embeddings(embeddings, ids, self.token_ids.scene,
+                                       self.scene_encoder.scene_embeddings(scene))
+        points = validate_prompt_points(prompt_points)
+        embeddings = splice_embeddings(embeddings, ids, self.token_ids.point,
+                                       self.scene_encoder.point_embeddings(points, scene.origin))
+        hidden = self._backbone()(inputs_embeds=embeddings, use_cache=False).last_hidden_state
+        logits = self.llm.get_output_embeddings()(hidden[0, :-1]).float()
+        labels = example.labels[1:].to(self.device)
+        language = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+        ground_mask = ids[0] == self.token_ids.ground
+        count = int(ground_mask.sum())
+        given = 0 if targets is None else len(targets.labels)
+        if count != given or (targets is not None and not
+                              len(targets.centers) == len(targets.sizes) == given):
+            raise ValueError(f"the example has {count} {GROUND_TOKEN} tokens but {given} "
+                             f"target boxes/labels were given")
+        if count == 0:
+            return SceneLlmLoss(total=language, language=language, grounding=None)
+        positions = scene.positions.to(self.device)
+        grounding = grounding_loss(
+            self.grounding_head, hidden[0][ground_mask],
+            hidden[0][ids[0] == self.token_ids.scene], positions,
+            torch.as_tensor(targets.centers, dtype=torch.float32, device=self.device),
+            torch.as_tensor(targets.sizes, dtype=torch.float32, device=self.device),
+            self.label_indices(targets.labels))
+        return SceneLlmLoss(total=language + grounding_weight * grounding.total,
+                            language=language, grounding=grounding)
+
+    # -- LoRA --------------------------------------------------------------------------
+    def wrap_with_lora(self, *, rank: int = 16, alpha: int = 32, dropout: float = 0.05,
+                       target_modules: tuple[str, ...] = llm_loading.LORA_DEFAULT_TARGETS
+                       ) -> None:
+        """Add fresh trainable LoRA adapters to the LLM (see :func:`llm_loading.wrap_with_lora`)."""
+        self.llm = llm_loading.wrap_with_lora(self.llm, rank=rank, alpha=alpha, dropout=dropout,
+                                              target_modules=target_modules)
+        self.clear_prefix_cache()
+
+    def load_lora(self, adapter_dir: str | Path, *, trainable: bool = False) -> None:
+        """Apply a saved LoRA adapter to the LLM."""
+        self.llm = llm_loading.load_lora(self.llm, adapter_dir, trainable=trainable)
+        self.clear_prefix_cache()
+
+    def save_lora_adapter(self, directory: str | Path) -> None:
+        """Write only the LoRA adapter (peft format, safetensors).
+
+        :raises UnsupportedOperationError: when the LLM has no adapter.
+        """
+        if not llm_loading.is_lora(self.llm):
+            raise UnsupportedOperationError("the LLM has no LoRA adapter to save")
+        with checkpoint.atomic_directory(directory) as temporary:
+            self.llm.save_pretrained(temporary, safe_serialization=True)
+
+    # -- checkpoints -------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write the whole model atomically (safetensors only).
+
+        Layout: ``scene_llm.json``, ``scene_llm.safetensors`` (scene encoder, grounding head),
+        ``patch_encoder/`` (built-in encoder), ``llm/`` (LLM + tokenizer, unless the config
+        names an external ``llm_path``) and ``lora_adapter/`` when the LLM has adapters.
+
+        :raises UnsupportedOperationError: for a quantized LLM (save the full-precision one).
+        """
+        if llm_loading.is_quantized(self.llm):
+            raise UnsupportedOperationError("a quantized LLM cannot be saved; save the "
+                                            "full-precision model and quantize when loading")
+        with checkpoint.atomic_directory(directory) as temporary:
+            self.config.to_json_file(temporary / checkpoint.CONFIG_NAME)
+            checkpoint.save_weights(self._own_modules(), temporary / checkpoint.WEIGHTS_NAME)
+            if self.config.patch_encoder["type"] == "builtin":
+                if not isinstance(self.patch_encoder, BuiltinPatchEncoder):
+                    raise UnsupportedOperationError("the config names the built-in patch "
+                                                    "encoder but the model has none")
+                self.patch_encoder.save_pretrained(temporary / checkpoint.PATCH_ENCODER_DIR)
+            if self.config.llm_path is None:
+                llm_dir = temporary / checkpoint.LLM_DIR
+                if llm_loading.is_lora(self.llm):
+                    self.llm.get_base_model().save_pretrained(
+                        llm_dir, state_dict=llm_loading.base_model_state_dict(self.llm))
+                else:
+                    self.llm.save_pretrained(llm_dir)
+                self.tokenizer.save_pretrained(llm_dir)
+            if llm_loading.is_lora(self.llm):
+                self.llm.save_pretrained(temporary / checkpoint.LORA_DIR)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, device: str = "cpu",
+                        dtype: str | torch.dtype = "float32", quantization: str | None = None,
+                        lora_path: str | Path | None = None) -> SceneLlm:
+        """Load a model written by :meth:`save_pretrained`, in eval mode.
+
+        :param directory: the checkpoint directory.
+        :param device: ``"cpu"`` or ``"cuda:N"``.
+        :param dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        :param quantization: None, ``"4bit"`` (NF4) or ``"8bit"`` for the LLM (bitsandbytes).
+        :param lora_path: a LoRA adapter directory to apply instead of the checkpoint's own
+            ``lora_adapter/``.
+        :raises DataFormatError: when files are missing or unreadable.
+        :raises CheckpointMismatchError: naming tensors that do not match the config.
+        """
+        # Bad options fail before any file is read.
+        torch_dtype = llm_loading.resolve_dtype(dtype)
+        llm_loading.resolve_device(device)
+        llm_loading.quantization_config(quantization, torch_dtype)
+        directory = Path(directory)
+        config = SceneLlmConfig.from_json_file(directory / checkpoint.CONFIG_NAME)
+        llm_dir = Path(config.llm_path) if config.llm_path else directory / checkpoint.LLM_DIR
+        llm = llm_loading.load_llm(llm_dir, dtype=torch_dtype, device=device,
+                                   quantization=quantization)
+        tokenizer = llm_loading.load_tokenizer(llm_dir)
+        encoder = patch_encoder_from_spec(config.patch_encoder, checkpoint_dir=directory,
+                                          device=device)
+        model = cls(config, llm, tokenizer, encoder)
+        model._place_own_modules(torch_dtype)
+        checkpoint.load_weights(model._own_modules(), directory / checkpoint.WEIGHTS_NAME)
+        own_adapter = directory / checkpoint.LORA_DIR
+        if lora_path is not None or own_adapter.is_dir():
+            model.load_lora(lora_path if lora_path is not None else own_adapter)
+        return model.eval()
+

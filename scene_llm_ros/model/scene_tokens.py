@@ -1,0 +1,135 @@
+"""Scene and prompt-point tokens: snapshot arrays to embeddings in the LLM's input space."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from scene_llm_ros.fusion.snapshot import SceneSnapshot
+from scene_llm_ros.model.configuration_scene_llm import SceneLlmConfig
+from scene_llm_ros.model.errors import EmptySceneError, InvalidPromptPointsError, SceneFeatureError
+from scene_llm_ros.model.position_embedding import (
+    FourierPositionEmbedding,
+    relative_positions,
+    scene_origin,
+)
+
+
+@dataclass(frozen=True)
+class SceneInputs:
+    """A snapshot's tokens, validated and ready for the model.
+
+    :ivar positions: float32 (K, 3) token positions, scene frame, metres.
+    :ivar relative: float32 (K, 3) positions relative to ``origin``.
+    :ivar features: float32 (K, C) patch features.
+    :ivar origin: float64 (3,) :func:`scene_origin` of the snapshot's bounds.
+    :ivar scene_version: the snapshot's version.
+    :ivar fingerprint: digest of positions and features, so two snapshots that share a version
+        number but not their content never share a cached prefix.
+    """
+
+    positions: torch.Tensor
+    relative: torch.Tensor
+    features: torch.Tensor
+    origin: np.ndarray
+    scene_version: int
+    fingerprint: str
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.positions)
+
+
+def prepare_scene_inputs(snapshot: SceneSnapshot, feature_dim: int) -> SceneInputs:
+    """Validate a snapshot and convert its tokens to tensors.
+
+    :param snapshot: the fused scene.
+    :param feature_dim: channels the model expects.
+    :raises EmptySceneError: when the snapshot has no tokens or no finite bounds.
+    :raises SceneFeatureError: when shapes disagree or values are not finite.
+    """
+    if snapshot.empty:
+        raise EmptySceneError(f"scene version {snapshot.scene_version} has no tokens yet")
+    origin = scene_origin(snapshot.bounds_min, snapshot.bounds_max)
+    positions = np.asarray(snapshot.positions)
+    features = np.asarray(snapshot.features)
+    if positions.ndim != 2 or positions.shape[1] != 3:
+        raise SceneFeatureError(f"snapshot positions must be (K, 3), got {positions.shape}")
+    if features.shape != (len(positions), feature_dim):
+        raise SceneFeatureError(f"snapshot features must be ({len(positions)}, {feature_dim}) "
+                                f"for this model, got {features.shape}")
+    if not np.isfinite(positions).all():
+        raise SceneFeatureError("snapshot positions contain NaN or infinite values")
+    features32 = features.astype(np.float32)
+    if not np.isfinite(features32).all():
+        raise SceneFeatureError("snapshot features contain NaN or infinite values")
+    positions32 = positions.astype(np.float32)
+    digest = hashlib.blake2b(positions32.tobytes(), digest_size=16)
+    digest.update(features.tobytes())
+    return SceneInputs(positions=torch.from_numpy(positions32),
+                       relative=relative_positions(positions32, origin),
+                       features=torch.from_numpy(features32), origin=origin,
+                       scene_version=int(snapshot.scene_version),
+                       fingerprint=digest.hexdigest())
+
+
+def validate_prompt_points(prompt_points) -> np.ndarray:
+    """Clicked points as float64 (M, 3); None or an empty array gives (0, 3).
+
+    :raises InvalidPromptPointsError: when the array is not (M, 3) or not finite.
+    """
+    if prompt_points is None:
+        return np.zeros((0, 3))
+    points = np.asarray(prompt_points, dtype=np.float64)
+    if points.size == 0:
+        return np.zeros((0, 3))
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise InvalidPromptPointsError(f"prompt points must be an (M, 3) array, got shape "
+                                       f"{points.shape}")
+    if not np.isfinite(points).all():
+        bad = np.flatnonzero(~np.isfinite(points).all(axis=1)).tolist()
+        raise InvalidPromptPointsError(f"prompt points {bad} are not finite: {points[bad]}")
+    return points
+
+
+class SceneTokenEncoder(nn.Module):
+    """Lift features, add the 3D position embedding, project into the LLM's hidden size.
+
+    Prompt points go through the same position embedding plus a learned "point" type vector
+    and the same projector, so the LLM sees clicks in the coordinates of the scene tokens.
+    """
+
+    def __init__(self, config: SceneLlmConfig) -> None:
+        super().__init__()
+        self.feature_norm = nn.LayerNorm(config.feature_dim)
+        self.feature_lift = nn.Linear(config.feature_dim, config.scene_dim)
+        self.position_embedding = FourierPositionEmbedding(
+            config.scene_dim, num_frequencies=config.position_frequencies,
+            min_wavelength_m=config.min_wavelength_m, max_wavelength_m=config.max_wavelength_m)
+        self.point_type_embedding = nn.Parameter(torch.randn(config.scene_dim) * 0.02)
+        # LLaVA's "mlp2x_gelu" projector.
+        self.projector = nn.Sequential(nn.Linear(config.scene_dim, config.llm_hidden_size),
+                                       nn.GELU(),
+                                       nn.Linear(config.llm_hidden_size, config.llm_hidden_size))
+
+    @property
+    def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
+        weight = self.feature_lift.weight
+        return weight.device, weight.dtype
+
+    def scene_embeddings(self, scene: SceneInputs) -> torch.Tensor:
+        """(K, llm_hidden_size) embeddings of the scene tokens."""
+        device, dtype = self._device_dtype
+        features = self.feature_lift(self.feature_norm(scene.features.to(device, dtype)))
+        tokens = features + self.position_embedding(scene.relative.to(device))
+        return self.projector(tokens)
+
+    def point_embeddings(self, points: np.ndarray, origin: np.ndarray) -> torch.Tensor:
+        """(M, llm_hidden_size) embeddings of prompt points (float64 (M, 3), scene frame)."""
+        device, _ = self._device_dtype
+        relative = relative_positions(points, origin).to(device)
+        tokens = self.position_embedding(relative) + self.point_type_embedding
+        return self.projector(tokens)

@@ -1,0 +1,143 @@
+"""Grounding head: boxes in the scene frame, matching targets, and trainable losses."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_model_support import CORPUS, make_snapshot
+
+from scene_llm_ros.model import (
+    GROUND_TOKEN,
+    GroundingTargets,
+    build_tiny_scene_llm,
+    build_training_example,
+    grounding_loss,
+    prepare_scene_inputs,
+)
+from scene_llm_ros.model.grounding import GroundingHead
+from scene_llm_ros.model.grounding_loss import axis_aligned_iou, matching_targets
+
+
+def _grid_positions() -> torch.Tensor:
+    """(64, 3) tokens on a 4x4x4 grid with 1 m spacing, starting at (10, 20, 0)."""
+    axis = torch.arange(4, dtype=torch.float32)
+    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+    return grid + torch.tensor([10.0, 20.0, 0.0])
+
+
+def test_boxes_are_regressed_from_the_matched_token_in_the_scene_frame():
+    torch.manual_seed(0)
+    head = GroundingHead(32, 16, 5, box_offset_scale_m=0.5)
+    positions = _grid_positions()
+    scene_hidden = torch.randn(64, 32)
+    query = torch.randn(3, 32)
+    prediction = head(query, scene_hidden, positions)
+    assert prediction.token_logits.shape == (3, 64)
+    assert prediction.label_logits.shape == (3, 5)
+    assert torch.equal(prediction.anchor_index, prediction.token_logits.argmax(dim=-1))
+    offset = prediction.centers - positions[prediction.anchor_index]
+    expected = head.box(torch.cat([head.query(query),
+                                   head.key(scene_hidden)[prediction.anchor_index]], -1))
+    torch.testing.assert_close(offset, expected[:, :3] * 0.5)
+    # The same scene moved by 100 m gives boxes moved by 100 m (scene frame output).
+    shifted = head(query, scene_hidden, positions + 100.0)
+    torch.testing.assert_close(shifted.centers, prediction.centers + 100.0)
+    torch.testing.assert_close(shifted.sizes, prediction.sizes)
+    scores = prediction.scores(positions)
+    assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_matching_targets_cover_tokens_inside_the_box_or_the_nearest_one():
+    positions = _grid_positions()
+    centers = torch.tensor([[11.0, 21.0, 1.5], [30.0, 30.0, 30.0]])
+    sizes = torch.tensor([[1.2, 1.2, 1.2], [0.1, 0.1, 0.1]])
+    distribution, anchor = matching_targets(positions, centers, sizes)
+    inside = ((positions - centers[0]).abs() <= 0.6).all(dim=-1)
+    assert int(inside.sum()) == 2  # z = 1 and z = 2 at (11, 21)
+    torch.testing.assert_close(distribution[0], inside.float() / 2)
+    assert distribution[1].sum() == 1 and distribution[1, 63] == 1  # far box: nearest token
+    assert inside[anchor[0]] and anchor[1] == 63
+
+
+def test_iou_of_identical_boxes_is_one_and_of_disjoint_boxes_zero():
+    centers = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    sizes = torch.tensor([[1.0, 2.0, 1.0], [1.0, 1.0, 1.0]])
+    others = torch.tensor([[0.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
+    torch.testing.assert_close(axis_aligned_iou(centers, sizes, others, sizes),
+                               torch.tensor([1.0, 0.0]))
+
+
+def test_losses_are_finite_and_decrease_on_a_toy_target():
+    torch.manual_seed(0)
+    head = GroundingHead(32, 32, 4, box_offset_scale_m=0.5)
+    positions = _grid_positions()
+    scene_hidden = torch.randn(64, 32)
+    query = torch.randn(2, 32)
+    centers = torch.tensor([[11.2, 21.0, 1.4], [12.0, 22.3, 0.2]])
+    sizes = torch.tensor([[0.8, 0.6, 1.2], [1.5, 0.9, 0.4]])
+    labels = torch.tensor([1, 3])
+    optimizer = torch.optim.Adam(head.parameters(), lr=3e-3)
+    history = []
+    for _ in range(40):
+        losses = grounding_loss(head, query, scene_hidden, positions, centers, sizes, labels)
+        assert all(torch.isfinite(v) for v in (losses.total, losses.token, losses.box_l1,
+                                                losses.box_iou, losses.label))
+        history.append((losses.total.item(), losses.token.item(), losses.box_l1.item(),
+                        losses.label.item()))
+        optimizer.zero_grad(set_to_none=True)
+        losses.total.backward()
+        optimizer.step()
+    first, last = history[0], history[-1]
+    assert last[0] < 0.5 * first[0]
+    assert last[1] < first[1] and last[2] < first[2] and last[3] < first[3]
+
+
+def test_loss_rejects_inconsistent_targets():
+    head = GroundingHead(8, 8, 2, box_offset_scale_m=0.5)
+    positions = _grid_positions()
+    with pytest.raises(ValueError, match="2 queries"):
+        grounding_loss(head, torch.randn(2, 8), torch.randn(64, 8), positions,
+                       torch.zeros(1, 3), torch.ones(1, 3), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError, match="sizes must be > 0"):
+        grounding_loss(head, torch.randn(1, 8), torch.randn(64, 8), positions,
+                       torch.zeros(1, 3), torch.zeros(1, 3), torch.zeros(1, dtype=torch.long))
+
+
+def test_model_loss_backpropagates_into_llm_and_scene_modules():
+    model = build_tiny_scene_llm(CORPUS, labels=["chair", "table"], seed=1)
+    assert model.add_labels(["table", "lamp"]) == 1
+    assert model.config.labels == ["chair", "table", "lamp"]
+    assert model.grounding_head.label.out_features == 3
+    scene = prepare_scene_inputs(make_snapshot(64), model.config.feature_dim)
+    example = build_training_example(model.tokenizer, "find the chair and the lamp",
+                                     f"the chair {GROUND_TOKEN} and the lamp {GROUND_TOKEN}",
+                                     task="ground", num_scene_tokens=64,
+                                     system_prompt=model.config.system_prompt)
+    targets = GroundingTargets(centers=np.array([[1.0, 1.0, 0.5], [4.0, 3.0, 1.0]]),
+                               sizes=np.array([[0.5, 0.5, 1.0], [0.3, 0.3, 0.6]]),
+                               labels=["chair", "unknown thing"])
+    model.train()
+    loss = model.compute_loss(scene, example, targets=targets)
+    assert torch.isfinite(loss.total) and loss.grounding is not None
+    torch.testing.assert_close(loss.total, loss.language + loss.grounding.total)
+    loss.total.backward()
+    assert model.scene_encoder.projector[0].weight.grad.abs().sum() > 0
+    assert model.grounding_head.key[0].weight.grad.abs().sum() > 0
+    assert model.llm.get_input_embeddings().weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="2 <ground> tokens but 1 target"):
+        model.compute_loss(scene, example, targets=GroundingTargets(
+            centers=targets.centers[:1], sizes=targets.sizes[:1], labels=["chair"]))
+
+
+def test_prompt_points_reach_the_llm_where_their_placeholders_are():
+    model = build_tiny_scene_llm(CORPUS, seed=2)
+    scene = prepare_scene_inputs(make_snapshot(32), model.config.feature_dim)
+    example = build_training_example(model.tokenizer, "what is this?", "a white cabinet",
+                                     task="caption", num_scene_tokens=32, num_points=1,
+                                     system_prompt=model.config.system_prompt)
+    with torch.no_grad():
+        near = model.compute_loss(scene, example, prompt_points=np.array([[1.0, 1.0, 0.5]]))
+        far = model.compute_loss(scene, example, prompt_points=np.array([[5.0, 4.0, 2.0]]))
+    assert abs(near.language.item() - far.language.item()) > 1e-4
+    with pytest.raises(ValueError, match="1 placeholder tokens .* but 2 embeddings"):
+        model.compute_loss(scene, example, prompt_points=np.zeros((2, 3)))
