@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from geometry_msgs.msg import PoseStamped
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
@@ -22,7 +24,7 @@ from scene_llm_ros.fusion.encoders import BuiltinEncoderConfig, BuiltinPatchEnco
 from scene_llm_ros.fusion.lifting import backproject
 from scene_llm_ros.msg import ScenePatches, SceneStatus
 from scene_llm_ros.nodes import conversions as conv
-from scene_llm_ros.nodes.fusion_node import FusionNode
+from scene_llm_ros.nodes.fusion_node import PARAMS, FusionNode
 from scene_llm_ros.srv import LoadScene, SaveScene
 
 pytestmark = pytest.mark.dds
@@ -270,3 +272,22 @@ def test_bad_input_is_counted_by_reason_and_the_node_keeps_running(ros, scene, e
     # Still alive and answering.
     client = ros.node("after_burst")
     assert call(client, Trigger, "scene/reset", Trigger.Request()).success
+
+
+def test_params_file_declares_exactly_the_node_parameters(ros, encoder, tmp_path):
+    path = Path(__file__).resolve().parents[2] / "config" / "fusion_node.yaml"
+    in_file = yaml.safe_load(path.read_text())["fusion_node"]["ros__parameters"]
+    assert set(in_file) == {p.name for p in PARAMS}
+    changed = tmp_path / "params.yaml"
+    changed.write_text(yaml.safe_dump({"fusion_node": {"ros__parameters": {
+        **in_file, "voxel_size_m": 0.05, "scene_frame": "odom"}}}))
+    node = FusionNode(encoder=encoder, context=ros.context,
+                      cli_args=["--ros-args", "--params-file", str(changed)])
+    ros._nodes.append(node)  # noqa: SLF001 - the harness destroys it
+    for p in PARAMS:
+        expected = {"voxel_size_m": 0.05, "scene_frame": "odom"}.get(p.name, p.default)
+        assert node.get_parameter(p.name).value == expected, p.name
+    descriptor = node.describe_parameter("qos_depth")
+    assert descriptor.description and descriptor.integer_range[0].to_value == 5
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.fusion.config.voxel_size_m == 0.05 and node.fusion.scene_frame == "odom"
