@@ -19,7 +19,7 @@ from scene_llm_ros.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
 
-MULTI3DREFER_EVAL_TYPES = ("zt", "st_w_d", "st_wo_d", "mt")
+MULTI3DREFER_EVAL_TYPES = ("zt_w_d", "zt_wo_d", "st_w_d", "st_wo_d", "mt")
 
 
 @dataclass(frozen=True)

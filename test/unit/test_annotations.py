@@ -112,7 +112,7 @@ def test_scanrefer_type_errors_name_file_record_field(tmp_path):
 def test_multi3drefer_round_trip_and_validation(tmp_path):
     records = [Multi3DReferRecord("scene0000_00", [28, 29], "stool", 0, "the stools .", "mt",
                                   spatial=False, color=False, texture=False, shape=True),
-               Multi3DReferRecord("scene0000_00", [], "piano", 1, "a piano .", "zt",
+               Multi3DReferRecord("scene0000_00", [], "piano", 1, "a piano .", "zt_wo_d",
                                   spatial=True, color=False, texture=False, shape=False,
                                   token=["a", "piano", "."])]
     path = tmp_path / "m3d.json"

@@ -171,7 +171,8 @@ class _Writer:
                 label = kids[0].label
                 add([k.object_id for k in kids], label,
                     f"the {CATEGORIES[label].plural} on the {name}", "mt", spatial=True)
-        # Zero targets: a colour no object of that label has, or a category not in the room.
+        # Zero targets: a colour no object of that label has (distractors of the class are in
+        # the room: zt_w_d), or a category not in the room at all (zt_wo_d).
         for label in self.facts.labels:
             if self.rng.random() < 0.5:
                 continue
@@ -181,14 +182,14 @@ class _Writer:
             absent = [c for c in sorted(COLORS) if c not in present]
             if absent and self.facts.nouns(label):
                 color = self.say.choose(absent)
-                add([], label, f"the {color} {self.facts.nouns(label)[0]}", "zt", color=True)
+                add([], label, f"the {color} {self.facts.nouns(label)[0]}", "zt_w_d", color=True)
         missing = self._absent_labels()
         anchors = [o for o in self.facts.objects if self.facts.anchor_noun(o)]
         for label in missing[:2]:
             if anchors:
                 a = anchors[int(self.rng.integers(len(anchors)))]
                 add([], label, f"the {CATEGORIES[label].noun} next to the "
-                               f"{self.facts.anchor_noun(a)}", "zt", spatial=True)
+                               f"{self.facts.anchor_noun(a)}", "zt_wo_d", spatial=True)
         return out
 
     def _absent_labels(self) -> list[str]:
