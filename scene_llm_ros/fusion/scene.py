@@ -155,7 +155,7 @@ class SceneFusion:
                 scene_frame=self.scene_frame, keyframe=self._keyframe,
                 bounds_min=np.full(3, np.nan, np.float32) if empty else self._bounds_min.copy(),
                 bounds_max=np.full(3, np.nan, np.float32) if empty else self._bounds_max.copy(),
-                points=points, colors=colors)
+                points=points, colors=colors, voxel_size_m=self.config.voxel_size_m)
             for array in (snap.positions, snap.features, snap.counts, snap.bounds_min,
                           snap.bounds_max, snap.points, snap.colors):
                 array.flags.writeable = False

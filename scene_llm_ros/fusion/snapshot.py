@@ -42,6 +42,7 @@ class SceneSnapshot:
     :ivar points: float32 (N, 3) fused surface points in the scene frame (TSDF zero crossing,
         one per surface voxel), the geometry masks and box refinement are cut from.
     :ivar colors: uint8 (N, 3) RGB of ``points``.
+    :ivar voxel_size_m: spacing of ``points`` (the TSDF voxel edge), metres.
     """
 
     positions: np.ndarray
@@ -56,6 +57,7 @@ class SceneSnapshot:
     bounds_max: np.ndarray
     points: np.ndarray
     colors: np.ndarray
+    voxel_size_m: float = 0.04
 
     @property
     def empty(self) -> bool:

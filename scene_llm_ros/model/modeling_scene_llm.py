@@ -213,6 +213,7 @@ class SceneLlm(nn.Module):
                prompt_points: np.ndarray | None = None, situation: str | None = None,
                max_new_tokens: int | None = None, num_beams: int = 1,
                on_text: Callable[[str], None] | None = None,
+               on_token: Callable[[str, int], None] | None = None,
                should_stop: Callable[[], bool] | None = None,
                use_prefix_cache: bool = True) -> Answer:
         """Answer a question about the scene, grounding the objects the answer refers to.
@@ -230,6 +231,8 @@ class SceneLlm(nn.Module):
             beam search (``on_text`` gets the final text once; ``should_stop`` is polled
             after every step).
         :param on_text: called with the partial answer text whenever it grows.
+        :param on_token: called after every generated token with the partial answer text and
+            the number of tokens so far (``<ground>`` tokens add no text but are progress).
         :param should_stop: polled before every token; True cancels (``Answer.cancelled``).
         :param use_prefix_cache: reuse the KV cache of an unchanged scene prefix.
         :return: the :class:`~scene_llm_ros.model.outputs.Answer`.
@@ -250,8 +253,8 @@ class SceneLlm(nn.Module):
                               system_prompt=self.config.system_prompt)
         self._check_context_length(len(prompt.input_ids) + max_new_tokens)
         with self._lock, torch.inference_mode():
-            return self._answer(scene, prompt, points, max_new_tokens, num_beams, on_text,
-                                should_stop, use_prefix_cache)
+            return self._answer(scene, prompt, points, max_new_tokens, num_beams,
+                                (on_text, on_token), should_stop, use_prefix_cache)
 
     def _check_context_length(self, length: int) -> None:
         """Fail clearly instead of deep inside the LLM when the sequence cannot fit."""
@@ -262,8 +265,9 @@ class SceneLlm(nn.Module):
                              f"question")
 
     def _answer(self, scene: SceneInputs, prompt: PromptIds, points: np.ndarray,
-                max_new_tokens: int, num_beams: int, on_text, should_stop,
+                max_new_tokens: int, num_beams: int, callbacks, should_stop,
                 use_prefix_cache: bool) -> Answer:
+        on_text, on_token = callbacks
         start = time.perf_counter()
         prefix, prefix_ms, hit = self._scene_prefix(scene, prompt, use_prefix_cache)
         start_suffix = time.perf_counter()
@@ -273,6 +277,8 @@ class SceneLlm(nn.Module):
 
         def stream(ids: list[int]) -> None:
             text = answer_text(self.tokenizer, ids)
+            if on_token is not None:
+                on_token(text, len(ids))
             if on_text is not None and text != streamed[0]:
                 streamed[0] = text
                 on_text(text)

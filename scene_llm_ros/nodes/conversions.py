@@ -123,6 +123,7 @@ def scene_patches_msg(snapshot: SceneSnapshot, encoder: str) -> ScenePatches:
     msg.bounds_max = point_msg(snapshot.bounds_max)
     msg.surface = point_cloud_msg(snapshot.points, snapshot.colors, snapshot.stamp_ns,
                                   snapshot.scene_frame)
+    msg.voxel_size = snapshot.voxel_size_m
     keyframe = snapshot.keyframe
     msg.has_keyframe = keyframe is not None
     if keyframe is not None:
@@ -166,5 +167,5 @@ def snapshot_from_patches(msg: ScenePatches) -> SceneSnapshot:
                          scene_version=msg.scene_version, stamp_ns=stamp_to_ns(msg.header.stamp),
                          scene_frame=msg.header.frame_id, keyframe=keyframe,
                          bounds_min=bounds[0], bounds_max=bounds[1], points=points,
-                         colors=colors)
+                         colors=colors, voxel_size_m=float(msg.voxel_size))
 

@@ -141,7 +141,7 @@ class FusionNode(LifecycleNode):
         self._status_pub = self._points_pub = self._patches_pub = None
         self._published_version = {"points": -1, "patches": -1}
         self.add_on_set_parameters_callback(self._on_parameters)
-        forward_python_logging(self.get_logger(), "scene_llm_ros")
+        forward_python_logging(self.get_logger(), "scene_llm_ros.ingest", "scene_llm_ros.fusion")
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -19,16 +19,19 @@ class _RosLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def forward_python_logging(ros_logger, logger_name: str) -> None:
-    """Send records of ``logger_name`` (and its children) at INFO and above to ``ros_logger``.
+def forward_python_logging(ros_logger, *logger_names: str) -> None:
+    """Send records of the core modules a node drives (``logger_names`` and their children)
+    at INFO and above to the node's ``ros_logger``.
 
-    Idempotent per ROS logger name, so several nodes in one process each get the records once.
+    Each node names its own modules, so nodes composed in one process do not repeat each
+    other's records; calling it again for the same logger and node changes nothing.
     """
-    logger = logging.getLogger(logger_name)
-    name = ros_logger.name
-    if any(isinstance(h, _RosLogHandler) and h._ros_logger.name == name  # noqa: SLF001
-           for h in logger.handlers):
-        return
-    logger.addHandler(_RosLogHandler(ros_logger))
-    if logger.level == logging.NOTSET or logger.level > logging.INFO:
-        logger.setLevel(logging.INFO)
+    for logger_name in logger_names:
+        logger = logging.getLogger(logger_name)
+        if any(isinstance(h, _RosLogHandler)
+               and h._ros_logger.name == ros_logger.name  # noqa: SLF001
+               for h in logger.handlers):
+            continue
+        logger.addHandler(_RosLogHandler(ros_logger))
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)

@@ -1,0 +1,71 @@
+"""Helpers of the DDS tests: a fake camera publishing posed RGB-D, service calls, waiting."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from scene_llm_ros.nodes import conversions as conv
+
+OPTICAL = "camera_color_optical_frame"
+RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Camera:
+    """Publishes posed RGB-D frames the way a camera driver and an odometry source do."""
+
+    def __init__(self, ros) -> None:
+        self.node = ros.node("fake_camera")
+        self.color = self.node.create_publisher(Image, "color/image", RELIABLE)
+        self.depth = self.node.create_publisher(Image, "depth/image", RELIABLE)
+        self.info = self.node.create_publisher(CameraInfo, "color/camera_info", RELIABLE)
+        self.pose = self.node.create_publisher(PoseStamped, "pose", RELIABLE)
+        self.frames_sent = 0
+
+    def wait_for_node(self, count: int = 1) -> None:
+        wait_for(lambda: self.color.get_subscription_count() >= count
+                 and self.pose.get_subscription_count() >= count, what="fusion subscriptions")
+
+    def send_pose(self, T: np.ndarray, stamp_ns: int, frame: str = "map") -> None:
+        self.pose.publish(PoseStamped(header=conv.header(stamp_ns, frame), pose=conv.pose_msg(T)))
+
+    def send(self, frame, stamp_ns: int | None = None, *, color_encoding: str = "rgb8",
+             depth: np.ndarray | None = None, info: CameraInfo | None = None,
+             pose: bool = True, camera_frame: str = OPTICAL) -> None:
+        stamp_ns = frame.stamp_ns if stamp_ns is None else stamp_ns
+        self.frames_sent += 1
+        if pose:
+            self.send_pose(frame.T_world_cam, stamp_ns - 1_000_000)
+            self.send_pose(frame.T_world_cam, stamp_ns + 1_000_000)
+        self.info.publish(info or conv.camera_info_msg(frame.intrinsics, stamp_ns, camera_frame))
+        pixels = frame.color if color_encoding != "bgr8" else frame.color[..., ::-1]
+        color = conv.image_msg(pixels, "rgb8" if color_encoding == "bgr8" else "rgb8",
+                               stamp_ns, camera_frame)
+        color.encoding = color_encoding
+        self.color.publish(color)
+        self.depth.publish(conv.image_msg(frame.depth if depth is None else depth, "32FC1",
+                                          stamp_ns, camera_frame))
+
+
+def call(node, srv_type, name: str, request, timeout: float = 60.0):
+    client = node.create_client(srv_type, name)
+    assert client.wait_for_service(timeout_sec=10.0), f"{name} not available"
+    future = client.call_async(request)
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    assert done.wait(timeout), f"{name} did not answer"
+    return future.result()
