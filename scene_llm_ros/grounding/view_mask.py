@@ -92,14 +92,17 @@ def mask_in_view(object_points: np.ndarray, keyframe: Keyframe | None, *,
     on_image = (u >= 0) & (u < k.width) & (v >= 0) & (v < k.height)
     u, v, z = u[on_image], v[on_image], z[on_image]
     unoccluded = nearest[v, u] >= z - radius
+    mask[v[unoccluded & no_depth[v, u]], u[unoccluded & no_depth[v, u]]] = 255
     if unoccluded.any():
+        # Where no depth was measured around at all (beyond the range), single points leave
+        # gaps: grow them to their pixel spacing (one voxel apart at their typical depth).
+        # Not at dropouts on edges, where growing would spill past the silhouette.
         splat = np.zeros_like(mask)
         splat[v[unoccluded], u[unoccluded]] = 255
-        # Points lie one voxel apart: grow each to the pixel spacing at their typical depth.
         spacing = max(k.fx, k.fy) * voxel_size / float(np.median(z[unoccluded]))
         side = 2 * int(np.ceil(spacing / 2)) + 1
         splat = cv2.dilate(splat, np.ones((side, side), np.uint8))
-        mask[no_depth & (splat > 0)] = 255
+        mask[np.isinf(nearest) & (splat > 0)] = 255
     closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _HOLE_KERNEL)
     mask[no_depth & (closed > 0)] = 255
     if not mask.any():

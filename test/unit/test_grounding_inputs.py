@@ -175,7 +175,9 @@ def test_view_mask_splats_where_depth_is_missing_unless_an_occluder_is_next_to_i
     beyond = flat_keyframe()
     beyond.depth[:] = np.nan
     splatted = mask_in_view(patch, beyond, voxel_size=VOXEL)
-    assert splatted.visible and 10 <= splatted.roi[2] <= 14 and 10 <= splatted.roi[3] <= 14
+    # 0.4 m at 2 m is 12 px; each point grows by its 1.2 px spacing, one pixel per side.
+    assert splatted.visible and splatted.roi[2:] == (15, 15)
+    assert (splatted.mask > 0).sum() == 15 * 15  # dense
     # An occluder at 1 m over the left half, its edge pixels dropped (as structured light
     # sensors do): the dropouts next to the nearer occluder are not the object.
     occluded = flat_keyframe()

@@ -1,0 +1,89 @@
+"""`scene-llm run`: fusion and inference nodes in one process, sharing the scene in memory.
+
+    scene-llm run --checkpoint models/embedded
+    scene-llm run --params config/scene_llm.yaml -r color/image:=/camera/color/image_raw
+
+No launch_ros needed. The inference node loads the model; the fusion node uses the model's
+own patch encoder, and the model reads the fusion core's snapshots directly (no copies, no
+ScenePatches traffic). Ctrl-C stops both.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+_LOG = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``run`` verb."""
+    parser = subparsers.add_parser(
+        "run", help="run fusion + inference in one process",
+        description="Start fusion_node and inference_node in one process (composition "
+                    "without launch_ros), configure and activate them, and serve until Ctrl-C.")
+    parser.add_argument("--params", help="ROS parameters file with fusion_node and "
+                                         "inference_node sections")
+    parser.add_argument("--checkpoint", help="model directory (sets inference_node's "
+                                             "checkpoint parameter)")
+    parser.add_argument("-r", "--remap", action="append", default=[], metavar="FROM:=TO",
+                        help="topic remapping for both nodes, repeatable")
+    parser.set_defaults(func=run)
+
+
+def ros_arguments(args: argparse.Namespace) -> list[str]:
+    """The ``--ros-args`` of both nodes."""
+    ros_args = ["--ros-args"]
+    if args.params:
+        ros_args += ["--params-file", args.params]
+    for remap in args.remap:
+        ros_args += ["-r", remap]
+    return ros_args
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; return the exit status."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from scene_llm_ros.nodes.fusion_node import FusionNode
+    from scene_llm_ros.nodes.inference_node import InferenceNode
+
+    # Ctrl-C arrives as KeyboardInterrupt, so the nodes shut down while ROS is still up.
+    rclpy.init(args=ros_arguments(args), signal_handler_options=SignalHandlerOptions.NO)
+    overrides = [Parameter("checkpoint", value=args.checkpoint)] if args.checkpoint else []
+    fusion_holder: list[FusionNode] = []
+
+    def snapshot():
+        fusion = fusion_holder[0].fusion if fusion_holder else None
+        return fusion.snapshot() if fusion is not None else None
+
+    inference = InferenceNode(snapshot_source=snapshot, parameter_overrides=overrides)
+    if inference.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        _LOG.error("inference_node failed to configure (see its log above)")
+        inference.destroy_node()
+        rclpy.try_shutdown()
+        return 1
+    fusion = FusionNode(encoder=inference.engine.model.patch_encoder)
+    fusion_holder.append(fusion)
+    if fusion.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        _LOG.error("fusion_node failed to configure (see its log above)")
+        return 1
+    fusion.trigger_activate()
+    inference.trigger_activate()
+    executor = MultiThreadedExecutor(num_threads=6)
+    executor.add_node(fusion)
+    executor.add_node(inference)
+    _LOG.info("fusion_node and inference_node active; ask with: scene-llm ask \"QUESTION\"")
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in (inference, fusion):
+            node.trigger_shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
