@@ -12,13 +12,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -39,6 +37,7 @@ from scene_llm_ros.ingest.pipeline import IngestPipeline
 from scene_llm_ros.ingest.poses import TFPoseSource, TopicPoseSource
 from scene_llm_ros.msg import ScenePatches, SceneStatus
 from scene_llm_ros.nodes import conversions as conv
+from scene_llm_ros.nodes.lifecycle import WorkerLifecycleNode, run_standalone
 from scene_llm_ros.nodes.logging_bridge import forward_python_logging
 from scene_llm_ros.nodes.parameters import Param, declare, values
 from scene_llm_ros.srv import LoadScene, SaveScene
@@ -120,7 +119,7 @@ def _downsample(points: np.ndarray, colors: np.ndarray,
     return points[first], colors[first]
 
 
-class FusionNode(LifecycleNode):
+class FusionNode(WorkerLifecycleNode):
     """Lifecycle adapter between ROS topics/services and :class:`IngestPipeline` +
     :class:`SceneFusion`.
 
@@ -259,23 +258,13 @@ class FusionNode(LifecycleNode):
                                      qos, callback_group=group),
         ]
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def _start_worker(self) -> None:
         self.pipeline.start()
-        return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def _stop_worker(self) -> None:
         self.pipeline.stop()
-        return super().on_deactivate(state)
 
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._destroy()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._destroy()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _destroy(self) -> None:
+    def _release(self) -> None:
         if self.pipeline is not None:
             self.pipeline.stop()
         for subscription in self._subscriptions_made:
@@ -393,48 +382,37 @@ class FusionNode(LifecycleNode):
         return response
 
     def _on_save(self, request: SaveScene.Request, response: SaveScene.Response):
-        if self.fusion is None:
-            response.success, response.message = False, "node is not configured"
-            return response
-        try:
-            response.scene_version = self.fusion.save(Path(request.directory))
-        except (OSError, SceneLlmError, ValueError) as exc:
-            response.success, response.message = False, f"save failed: {exc}"
-            return response
-        response.success = True
-        response.message = f"saved version {response.scene_version} to {request.directory}"
-        return response
+        return self._scene_operation(
+            response, lambda: self.fusion.save(Path(request.directory)),
+            f"saved to {request.directory}", "save failed")
 
     def _on_load(self, request: LoadScene.Request, response: LoadScene.Response):
+        return self._scene_operation(
+            response, lambda: self.fusion.load(Path(request.directory)),
+            f"loaded {request.directory}", "load failed, scene unchanged", replaced=True)
+
+    def _scene_operation(self, response, operation, done: str, failed: str, *,
+                         replaced: bool = False):
+        """Run a save or load for a service; errors become success = False and a message.
+
+        :param replaced: the operation replaced the scene, so buffered frames are dropped.
+        """
         if self.fusion is None:
             response.success, response.message = False, "node is not configured"
             return response
         try:
-            response.scene_version = self.fusion.load(Path(request.directory))
+            response.scene_version = operation()
         except (OSError, SceneLlmError, ValueError) as exc:
-            response.success = False
-            response.message = f"load failed, scene unchanged: {exc}"
+            response.success, response.message = False, f"{failed}: {exc}"
             response.scene_version = self.fusion.stats["scene_version"]
             return response
-        self.pipeline.clear()
+        if replaced:
+            self.pipeline.clear()  # frames buffered before a load belong to the old scene
         response.success = True
-        response.message = f"loaded {request.directory} as version {response.scene_version}"
+        response.message = f"{done} (scene version {response.scene_version})"
         return response
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the node alone; it configures and activates itself unless told otherwise."""
-    rclpy.init(args=args)
-    node = FusionNode()
-    executor = MultiThreadedExecutor(num_threads=3)
-    executor.add_node(node)
-    if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-        node.trigger_activate()
-    try:
-        executor.spin()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-
+    """Run the node alone; it configures and activates itself."""
+    run_standalone(FusionNode, args, threads=3)

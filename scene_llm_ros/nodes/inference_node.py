@@ -15,11 +15,9 @@ from collections.abc import Callable
 from concurrent.futures import Future as ConcurrentFuture
 
 import numpy as np
-import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future as RosFuture
 from sensor_msgs.msg import Image, RegionOfInterest
@@ -34,6 +32,7 @@ from scene_llm_ros.model.errors import SceneFeatureError
 from scene_llm_ros.model.modeling_scene_llm import SceneLlm
 from scene_llm_ros.msg import GroundedObject, ScenePatches
 from scene_llm_ros.nodes import conversions as conv
+from scene_llm_ros.nodes.lifecycle import WorkerLifecycleNode, run_standalone
 from scene_llm_ros.nodes.logging_bridge import forward_python_logging
 from scene_llm_ros.nodes.parameters import Param, declare, values
 from scene_llm_ros.srv import AskScene
@@ -126,7 +125,7 @@ def _request(msg) -> AskRequest:
                       return_points=msg.return_points)
 
 
-class InferenceNode(LifecycleNode):
+class InferenceNode(WorkerLifecycleNode):
     """Lifecycle adapter between AskScene and :class:`InferenceEngine`.
 
     :param snapshot_source: the fusion core's ``snapshot`` method when composed in one
@@ -192,21 +191,11 @@ class InferenceNode(LifecycleNode):
                                         quantization=p["quantization"] or None,
                                         lora_path=p["lora_path"] or None)
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def _start_worker(self) -> None:
         self.engine.start()
-        return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def _stop_worker(self) -> None:
         self.engine.stop()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
         if self.engine is None:
@@ -325,16 +314,4 @@ class InferenceNode(LifecycleNode):
 
 def main(args: list[str] | None = None) -> None:
     """Run the node alone; it configures and activates itself."""
-    rclpy.init(args=args)
-    node = InferenceNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-        node.trigger_activate()
-    try:
-        executor.spin()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_standalone(InferenceNode, args, threads=4)
