@@ -235,26 +235,63 @@ class HFVisionPatchEncoder(PatchEncoder):
         return tokens.reshape(b, gh, gw, c).float().cpu().numpy()
 
 
+#: Where a model checkpoint keeps its built-in encoder, and the file naming its encoder.
+PATCH_ENCODER_DIR = "patch_encoder"
+MODEL_CONFIG_NAME = "scene_llm.json"
+
+
+def encoder_from_spec(spec: dict, *, checkpoint_dir: str | Path | None = None,
+                      device: str = "cpu", seed: int = 0) -> PatchEncoder:
+    """Build or load the encoder a model config describes (its ``patch_encoder`` entry).
+
+    :param spec: ``{"type": "builtin"}`` or ``{"type": "hf", "path": DIR, "layer": -2,
+        "image_size": None}``.
+    :param checkpoint_dir: a checkpoint whose ``patch_encoder/`` holds the built-in
+        encoder's weights; None builds a fresh seeded built-in encoder.
+    :param device: ``"cpu"`` or ``"cuda:N"``.
+    :param seed: seed of a fresh built-in encoder.
+    :raises DataFormatError: when the weights or the vision tower cannot be read.
+    :raises ValueError: for an unknown encoder type.
+    """
+    kind = spec.get("type")
+    if kind == "builtin":
+        if checkpoint_dir is not None:
+            return BuiltinPatchEncoder.from_pretrained(Path(checkpoint_dir) / PATCH_ENCODER_DIR,
+                                                       device=device)
+        return BuiltinPatchEncoder(BuiltinEncoderConfig(), seed=seed, device=device)
+    if kind == "hf":
+        return HFVisionPatchEncoder(spec["path"], layer=int(spec.get("layer", -2)),
+                                    image_size=spec.get("image_size"), device=device)
+    raise ValueError(f"patch encoder type must be 'builtin' or 'hf', got {kind!r}")
+
+
 def load_patch_encoder(spec: str, *, device: str = "cpu", layer: int = -2,
                        image_size: int | None = None) -> PatchEncoder:
     """The patch encoder named by ``spec``, as the nodes' ``patch_encoder`` parameter gives it.
 
     :param spec: ``builtin`` (the built-in encoder with its initial weights), a directory
         written by :meth:`BuiltinPatchEncoder.save_pretrained`, a model checkpoint directory
-        holding one in ``patch_encoder/``, or a local Hugging Face CLIP/SigLIP directory.
-    :param layer: hidden layer of a Hugging Face vision tower.
-    :param image_size: input resolution of a Hugging Face vision tower (None: its own).
+        (the encoder its ``scene_llm.json`` names), or a local Hugging Face CLIP/SigLIP
+        directory.
+    :param layer: hidden layer of a Hugging Face vision tower given directly.
+    :param image_size: input resolution of a Hugging Face vision tower given directly.
     :raises DataFormatError: when ``spec`` is none of these.
     """
     if spec == "builtin":
         return BuiltinPatchEncoder(device=device)
     path = Path(spec).expanduser()
-    for candidate in (path, path / "patch_encoder"):
-        if (candidate / BuiltinPatchEncoder.CONFIG_NAME).is_file():
-            return BuiltinPatchEncoder.from_pretrained(candidate, device=device)
+    if (path / BuiltinPatchEncoder.CONFIG_NAME).is_file():
+        return BuiltinPatchEncoder.from_pretrained(path, device=device)
+    if (path / MODEL_CONFIG_NAME).is_file():
+        try:
+            model_spec = json.loads((path / MODEL_CONFIG_NAME).read_text())["patch_encoder"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataFormatError(f"{path / MODEL_CONFIG_NAME} names no patch encoder: "
+                                  f"{exc}") from exc
+        return encoder_from_spec(model_spec, checkpoint_dir=path, device=device)
     if (path / "config.json").is_file():
         return HFVisionPatchEncoder(path, layer=layer, image_size=image_size, device=device)
     raise DataFormatError(
         f"patch encoder {spec!r} is neither 'builtin', a built-in encoder directory "
-        f"({BuiltinPatchEncoder.CONFIG_NAME}), a checkpoint with patch_encoder/, nor a Hugging "
-        "Face vision model directory (config.json)")
+        f"({BuiltinPatchEncoder.CONFIG_NAME}), a model checkpoint ({MODEL_CONFIG_NAME}), nor a "
+        "Hugging Face vision model directory (config.json)")

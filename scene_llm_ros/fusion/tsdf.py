@@ -32,7 +32,7 @@ class TsdfVolume:
 
     def __init__(self, *, voxel_size_m: float = 0.04, block_resolution: int = 16,
                  depth_max_m: float = 5.0, trunc_voxel_multiplier: float = 4.0,
-                 initial_block_count: int = 4000, device: str = "CPU:0") -> None:
+                 initial_block_count: int = 256, device: str = "CPU:0") -> None:
         if voxel_size_m <= 0:
             raise ValueError(f"voxel_size_m must be positive, got {voxel_size_m}")
         self.voxel_size_m = float(voxel_size_m)
@@ -118,8 +118,10 @@ class TsdfVolume:
 
     @property
     def memory_bytes(self) -> int:
-        """Bytes of voxel attributes currently allocated."""
-        return self.voxel_count * _VOXEL_BYTES
+        """Bytes of voxel attributes allocated (the hash map's capacity, which grows with the
+        explored volume, not only the blocks in use)."""
+        capacity = int(self._grid.hashmap().capacity())
+        return capacity * self.block_resolution ** 3 * _VOXEL_BYTES
 
     def save(self, path: Path) -> None:
         """Write the grid to ``path`` (an ``.npz`` file)."""

@@ -75,7 +75,8 @@ class IngestPipeline:
     :param fusion: the scene to fuse into.
     :param poses: pose lookups at image stamps (TF or a pose topic).
     :param config: synchronisation, queueing and pose settings.
-    :param on_integrated: called in the worker thread after each integration.
+    :param on_integrated: called in the worker thread after each integration (also settable
+        later as the ``on_integrated`` attribute, e.g. by a benchmark).
     """
 
     def __init__(self, fusion: SceneFusion, poses: PoseLookup, config: IngestConfig | None = None,
@@ -84,7 +85,7 @@ class IngestPipeline:
         self.fusion = fusion
         self.poses = poses
         self.config = config or IngestConfig()
-        self._on_integrated = on_integrated
+        self.on_integrated = on_integrated
         self._clock = clock
         self.drops = DropCounter()
         self._last_log: dict[DropReason, float] = {}
@@ -364,8 +365,8 @@ class IngestPipeline:
             self._integrated += 1
             self._integrate_ms.append(result.integrate_ms + result.patch_ms)
             self._latency_ms.append((self._clock() - pending.arrived) * 1e3)
-        if self._on_integrated is not None:
-            self._on_integrated(frame, result)
+        if self.on_integrated is not None:
+            self.on_integrated(frame, result)
 
     # -- statistics -------------------------------------------------------------------------
 

@@ -12,12 +12,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from scene_llm_ros.fusion.encoders import MODEL_CONFIG_NAME, PATCH_ENCODER_DIR
 from scene_llm_ros.model.errors import CheckpointMismatchError
 
-CONFIG_NAME = "scene_llm.json"
+# The fusion node finds a checkpoint's encoder by these names too, so they live there.
+CONFIG_NAME = MODEL_CONFIG_NAME
+ENCODER_DIR = PATCH_ENCODER_DIR
 WEIGHTS_NAME = "scene_llm.safetensors"
 LLM_DIR = "llm"
-PATCH_ENCODER_DIR = "patch_encoder"
 LORA_DIR = "lora_adapter"
 
 

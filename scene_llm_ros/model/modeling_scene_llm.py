@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scene_llm_ros.fusion.encoders import BuiltinPatchEncoder, PatchEncoder
+from scene_llm_ros.fusion.encoders import BuiltinPatchEncoder, PatchEncoder, encoder_from_spec
 from scene_llm_ros.fusion.snapshot import SceneSnapshot
 from scene_llm_ros.model import checkpoint, llm_loading
 from scene_llm_ros.model.configuration_scene_llm import SceneLlmConfig
@@ -29,7 +29,6 @@ from scene_llm_ros.model.generation import beam_decode, greedy_decode
 from scene_llm_ros.model.grounding import GroundingHead
 from scene_llm_ros.model.grounding_loss import GroundingLosses, grounding_loss
 from scene_llm_ros.model.outputs import Answer, GroundedObject
-from scene_llm_ros.model.patch_encoders import patch_encoder_from_spec
 from scene_llm_ros.model.prefix_cache import ScenePrefix, ScenePrefixCache, prefix_key
 from scene_llm_ros.model.processing_scene_llm import (
     GROUND_TOKEN,
@@ -425,7 +424,7 @@ class SceneLlm(nn.Module):
                 if not isinstance(self.patch_encoder, BuiltinPatchEncoder):
                     raise UnsupportedOperationError("the config names the built-in patch "
                                                     "encoder but the model has none")
-                self.patch_encoder.save_pretrained(temporary / checkpoint.PATCH_ENCODER_DIR)
+                self.patch_encoder.save_pretrained(temporary / checkpoint.ENCODER_DIR)
             if self.config.llm_path is None:
                 llm_dir = temporary / checkpoint.LLM_DIR
                 if llm_loading.is_lora(self.llm):
@@ -462,7 +461,7 @@ class SceneLlm(nn.Module):
         llm = llm_loading.load_llm(llm_dir, dtype=torch_dtype, device=device,
                                    quantization=quantization)
         tokenizer = llm_loading.load_tokenizer(llm_dir)
-        encoder = patch_encoder_from_spec(config.patch_encoder, checkpoint_dir=directory,
+        encoder = encoder_from_spec(config.patch_encoder, checkpoint_dir=directory,
                                           device=device)
         model = cls(config, llm, tokenizer, encoder)
         model._place_own_modules(torch_dtype)

@@ -5,9 +5,9 @@ from collections.abc import Iterable
 
 import torch
 
+from scene_llm_ros.fusion.encoders import encoder_from_spec
 from scene_llm_ros.model.configuration_scene_llm import SceneLlmConfig
 from scene_llm_ros.model.modeling_scene_llm import SceneLlm
-from scene_llm_ros.model.patch_encoders import patch_encoder_from_spec
 from scene_llm_ros.model.processing_scene_llm import add_special_tokens
 
 PAD_TOKEN, BOS_TOKEN, EOS_TOKEN = "<pad>", "<s>", "</s>"
@@ -105,7 +105,7 @@ def build_tiny_scene_llm(corpus_texts: Iterable[str], *, hidden_size: int = 128,
     llm = build_tiny_llm(tokenizer, hidden_size=hidden_size, num_layers=num_layers,
                          num_heads=num_heads, intermediate_size=intermediate_size, seed=seed)
     spec = dict(patch_encoder or {"type": "builtin"})
-    encoder = patch_encoder_from_spec(spec, seed=seed)
+    encoder = encoder_from_spec(spec, seed=seed)
     extra = {} if labels is None else {"labels": list(labels)}
     config = SceneLlmConfig(feature_dim=encoder.feature_dim, scene_dim=scene_dim,
                             llm_hidden_size=hidden_size, grounding_dim=grounding_dim,

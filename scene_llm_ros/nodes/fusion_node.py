@@ -37,6 +37,7 @@ from scene_llm_ros.ingest.pipeline import IngestPipeline
 from scene_llm_ros.ingest.poses import TFPoseSource, TopicPoseSource
 from scene_llm_ros.msg import ScenePatches, SceneStatus
 from scene_llm_ros.nodes import conversions as conv
+from scene_llm_ros.nodes.guard import guarded
 from scene_llm_ros.nodes.lifecycle import WorkerLifecycleNode, run_standalone
 from scene_llm_ros.nodes.logging_bridge import forward_python_logging
 from scene_llm_ros.nodes.parameters import Param, declare, values
@@ -202,14 +203,17 @@ class FusionNode(WorkerLifecycleNode):
             static_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
             self._subscriptions_made += [
-                sub(TFMessage, "/tf", lambda msg: self._on_tf(msg, static=False), tf_qos,
-                    callback_group=inputs),
-                sub(TFMessage, "/tf_static", lambda msg: self._on_tf(msg, static=True),
+                sub(TFMessage, "/tf",
+                    guarded(self, lambda msg: self._on_tf(msg, static=False), "/tf"),
+                    tf_qos, callback_group=inputs),
+                sub(TFMessage, "/tf_static",
+                    guarded(self, lambda msg: self._on_tf(msg, static=True), "/tf_static"),
                     static_qos, callback_group=inputs),
             ]
         if p["pose_source"] == "topic":
             pose_type = PoseStamped if p["pose_topic_type"] == "pose_stamped" else Odometry
-            self._subscriptions_made.append(sub(pose_type, "pose", self._on_pose, 50,
+            self._subscriptions_made.append(sub(pose_type, "pose",
+                                                guarded(self, self._on_pose, "pose"), 50,
                                                 callback_group=inputs))
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -218,14 +222,19 @@ class FusionNode(WorkerLifecycleNode):
         self._patches_pub = self.create_lifecycle_publisher(ScenePatches, "scene/patches",
                                                             latched)
         self._timers_made = [
-            self.create_timer(1.0 / p["status_rate_hz"], self._publish_status,
+            self.create_timer(1.0 / p["status_rate_hz"],
+                              guarded(self, self._publish_status, "status publishing"),
                               callback_group=outputs),
-            self.create_timer(0.1, self._publish_scene, callback_group=outputs),
+            self.create_timer(0.1, guarded(self, self._publish_scene, "scene publishing"),
+                              callback_group=outputs),
         ]
         self._services_made = [
-            self.create_service(Trigger, "scene/reset", self._on_reset, callback_group=services),
-            self.create_service(SaveScene, "scene/save", self._on_save, callback_group=services),
-            self.create_service(LoadScene, "scene/load", self._on_load, callback_group=services),
+            self.create_service(Trigger, "scene/reset", self._service(self._on_reset, "reset"),
+                                callback_group=services),
+            self.create_service(SaveScene, "scene/save", self._service(self._on_save, "save"),
+                                callback_group=services),
+            self.create_service(LoadScene, "scene/load", self._service(self._on_load, "load"),
+                                callback_group=services),
         ]
         self._last_scene_publish = {"points": 0.0, "patches": 0.0}
 
@@ -250,11 +259,14 @@ class FusionNode(WorkerLifecycleNode):
                 self._synchronizer = synchronizer  # keeps the callback alive
                 return [s.sub for s in subscribers]
         return [
-            self.create_subscription(Image, "color/image", pipeline.add_color, qos,
+            self.create_subscription(Image, "color/image",
+                                     guarded(self, pipeline.add_color, "colour image"), qos,
                                      callback_group=group),
-            self.create_subscription(Image, "depth/image", pipeline.add_depth, qos,
+            self.create_subscription(Image, "depth/image",
+                                     guarded(self, pipeline.add_depth, "depth image"), qos,
                                      callback_group=group),
-            self.create_subscription(CameraInfo, "color/camera_info", pipeline.add_camera_info,
+            self.create_subscription(CameraInfo, "color/camera_info",
+                                     guarded(self, pipeline.add_camera_info, "camera info"),
                                      qos, callback_group=group),
         ]
 
@@ -370,6 +382,16 @@ class FusionNode(WorkerLifecycleNode):
             self._last_scene_publish[kind] = now
 
     # -- services ------------------------------------------------------------------------------
+
+    def _service(self, handler, what: str):
+        """A service handler whose unexpected errors become success = False, not a crash."""
+
+        def failed(request, response):
+            response.success = False
+            response.message = f"{what} failed unexpectedly; see the node's log"
+            return response
+
+        return guarded(self, handler, f"scene/{what}", failed)
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
         if self.fusion is None:

@@ -232,9 +232,17 @@ class InferenceNode(WorkerLifecycleNode):
         if self.engine is None:
             return _fill(response, AskOutcome.failure(ErrorCode.NOT_READY,
                                                       "node is not configured"))
-        outcome = await self._await(self.engine.submit(_request(request)))
-        self._publish_grounding(outcome)
-        return _fill(response, outcome)
+        try:
+            outcome = await self._await(self.engine.submit(_request(request)))
+            self._publish_grounding(outcome)
+            return _fill(response, outcome)
+        except Exception as exc:  # noqa: BLE001 - the executor must keep serving
+            return _fill(response, self._internal_error(exc))
+
+    def _internal_error(self, exc: Exception) -> AskOutcome:
+        self.get_logger().error(f"AskScene failed: {type(exc).__name__}: {exc}",
+                                throttle_duration_sec=5.0)
+        return AskOutcome.failure(ErrorCode.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
 
     def _on_cancel(self, goal_handle) -> CancelResponse:
         event = self._goal_cancels.get(bytes(goal_handle.goal_id.uuid))
@@ -259,6 +267,8 @@ class InferenceNode(WorkerLifecycleNode):
         try:
             outcome = await self._await(self.engine.submit(_request(goal_handle.request),
                                                            on_feedback=feedback, cancel=cancel))
+        except Exception as exc:  # noqa: BLE001 - the executor must keep serving
+            outcome = self._internal_error(exc)
         finally:
             self._goal_cancels.pop(key, None)
         if outcome.error_code is ErrorCode.CANCELED and goal_handle.is_cancel_requested:
@@ -267,7 +277,10 @@ class InferenceNode(WorkerLifecycleNode):
             goal_handle.succeed()
         else:
             goal_handle.abort()
-        self._publish_grounding(outcome)
+        try:
+            self._publish_grounding(outcome)
+        except Exception as exc:  # noqa: BLE001 - visualisation must not lose the answer
+            self._internal_error(exc)
         return _fill(result, outcome)
 
     # -- visualisation -----------------------------------------------------------------------

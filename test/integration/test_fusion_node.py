@@ -216,7 +216,7 @@ def test_bad_input_is_counted_by_reason_and_the_node_keeps_running(ros, scene, e
 
 
 def test_params_file_declares_exactly_the_node_parameters(ros, encoder, tmp_path):
-    path = Path(__file__).resolve().parents[2] / "config" / "fusion_node.yaml"
+    path = Path(__file__).resolve().parents[2] / "config" / "scene_llm.yaml"
     in_file = yaml.safe_load(path.read_text())["fusion_node"]["ros__parameters"]
     assert set(in_file) == {p.name for p in PARAMS}
     changed = tmp_path / "params.yaml"
