@@ -44,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; return the exit status."""
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-    from rclpy.signals import SignalHandlerOptions
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
+    from rclpy.signals import SignalHandlerOptions
 
     from scene_llm_ros.nodes.fusion_node import FusionNode
     from scene_llm_ros.nodes.inference_node import InferenceNode
