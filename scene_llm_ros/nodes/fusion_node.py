@@ -37,6 +37,7 @@ from scene_llm_ros.ingest.pipeline import IngestPipeline
 from scene_llm_ros.ingest.poses import TFPoseSource, TopicPoseSource
 from scene_llm_ros.msg import ScenePatches, SceneStatus
 from scene_llm_ros.nodes import conversions as conv
+from scene_llm_ros.nodes import topics
 from scene_llm_ros.nodes.guard import guarded
 from scene_llm_ros.nodes.lifecycle import WorkerLifecycleNode, run_standalone
 from scene_llm_ros.nodes.logging_bridge import forward_python_logging
@@ -212,15 +213,15 @@ class FusionNode(WorkerLifecycleNode):
             ]
         if p["pose_source"] == "topic":
             pose_type = PoseStamped if p["pose_topic_type"] == "pose_stamped" else Odometry
-            self._subscriptions_made.append(sub(pose_type, "pose",
+            self._subscriptions_made.append(sub(pose_type, topics.POSE,
                                                 guarded(self, self._on_pose, "pose"), 50,
                                                 callback_group=inputs))
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._status_pub = self.create_lifecycle_publisher(SceneStatus, "scene/status", 10)
-        self._points_pub = self.create_lifecycle_publisher(PointCloud2, "scene/points", latched)
-        self._patches_pub = self.create_lifecycle_publisher(ScenePatches, "scene/patches",
-                                                            latched)
+        publisher = self.create_lifecycle_publisher
+        self._status_pub = publisher(SceneStatus, topics.SCENE_STATUS, 10)
+        self._points_pub = publisher(PointCloud2, topics.SCENE_POINTS, latched)
+        self._patches_pub = publisher(ScenePatches, topics.SCENE_PATCHES, latched)
         self._timers_made = [
             self.create_timer(1.0 / p["status_rate_hz"],
                               guarded(self, self._publish_status, "status publishing"),
@@ -229,11 +230,11 @@ class FusionNode(WorkerLifecycleNode):
                               callback_group=outputs),
         ]
         self._services_made = [
-            self.create_service(Trigger, "scene/reset", self._service(self._on_reset, "reset"),
+            self.create_service(Trigger, topics.SCENE_RESET, self._service(self._on_reset, "reset"),
                                 callback_group=services),
-            self.create_service(SaveScene, "scene/save", self._service(self._on_save, "save"),
+            self.create_service(SaveScene, topics.SCENE_SAVE, self._service(self._on_save, "save"),
                                 callback_group=services),
-            self.create_service(LoadScene, "scene/load", self._service(self._on_load, "load"),
+            self.create_service(LoadScene, topics.SCENE_LOAD, self._service(self._on_load, "load"),
                                 callback_group=services),
         ]
         self._last_scene_publish = {"points": 0.0, "patches": 0.0}
@@ -247,11 +248,11 @@ class FusionNode(WorkerLifecycleNode):
                 self.get_logger().info("message_filters not installed: using the built-in "
                                        "approximate-time synchroniser")
             else:
-                subscribers = [message_filters.Subscriber(self, Image, "color/image",
+                subscribers = [message_filters.Subscriber(self, Image, topics.COLOR_IMAGE,
                                                           qos_profile=qos),
-                               message_filters.Subscriber(self, Image, "depth/image",
+                               message_filters.Subscriber(self, Image, topics.DEPTH_IMAGE,
                                                           qos_profile=qos),
-                               message_filters.Subscriber(self, CameraInfo, "color/camera_info",
+                               message_filters.Subscriber(self, CameraInfo, topics.CAMERA_INFO,
                                                           qos_profile=qos)]
                 synchronizer = message_filters.ApproximateTimeSynchronizer(
                     subscribers, p["sync_buffer_size"], p["slop_s"])
@@ -259,13 +260,13 @@ class FusionNode(WorkerLifecycleNode):
                 self._synchronizer = synchronizer  # keeps the callback alive
                 return [s.sub for s in subscribers]
         return [
-            self.create_subscription(Image, "color/image",
+            self.create_subscription(Image, topics.COLOR_IMAGE,
                                      guarded(self, pipeline.add_color, "colour image"), qos,
                                      callback_group=group),
-            self.create_subscription(Image, "depth/image",
+            self.create_subscription(Image, topics.DEPTH_IMAGE,
                                      guarded(self, pipeline.add_depth, "depth image"), qos,
                                      callback_group=group),
-            self.create_subscription(CameraInfo, "color/camera_info",
+            self.create_subscription(CameraInfo, topics.CAMERA_INFO,
                                      guarded(self, pipeline.add_camera_info, "camera info"),
                                      qos, callback_group=group),
         ]

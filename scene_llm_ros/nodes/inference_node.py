@@ -32,6 +32,7 @@ from scene_llm_ros.model.errors import SceneFeatureError
 from scene_llm_ros.model.modeling_scene_llm import SceneLlm
 from scene_llm_ros.msg import GroundedObject, ScenePatches
 from scene_llm_ros.nodes import conversions as conv
+from scene_llm_ros.nodes import topics
 from scene_llm_ros.nodes.lifecycle import WorkerLifecycleNode, run_standalone
 from scene_llm_ros.nodes.logging_bridge import forward_python_logging
 from scene_llm_ros.nodes.parameters import Param, declare, values
@@ -166,20 +167,20 @@ class InferenceNode(WorkerLifecycleNode):
             source.expected_encoder = model.patch_encoder.identity if model.patch_encoder else ""
             latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            self._made.append(self.create_subscription(ScenePatches, "scene/patches",
+            self._made.append(self.create_subscription(ScenePatches, topics.SCENE_PATCHES,
                                                        source.update, latched))
         self.engine = InferenceEngine(source, config, model=model)
         requests = ReentrantCallbackGroup()
-        self._made.append(self.create_service(AskScene, "ask_scene", self._on_ask,
+        self._made.append(self.create_service(AskScene, topics.ASK_SCENE, self._on_ask,
                                               callback_group=requests))
         self._action = ActionServer(
-            self, AskSceneAction, "ask_scene", self._on_goal_execute, callback_group=requests,
+            self, AskSceneAction, topics.ASK_SCENE, self._on_goal_execute, callback_group=requests,
             goal_callback=lambda _goal: GoalResponse.ACCEPT,
             cancel_callback=self._on_cancel)
-        self._markers = self.create_lifecycle_publisher(MarkerArray, "grounding/markers", 10)
-        self._mask = self.create_lifecycle_publisher(Image, "grounding/mask", 10)
+        self._markers = self.create_lifecycle_publisher(MarkerArray, topics.GROUNDING_MARKERS, 10)
+        self._mask = self.create_lifecycle_publisher(Image, topics.GROUNDING_MASK, 10)
         self._detections = (self.create_lifecycle_publisher(
-            Detection3DArray, "grounding/detections", 10) if Detection3DArray else None)
+            Detection3DArray, topics.GROUNDING_DETECTIONS, 10) if Detection3DArray else None)
         self.get_logger().info(f"configured: model on {p['device']}, queue {p['queue_size']}, "
                                f"timeout {p['request_timeout_s']} s")
         return TransitionCallbackReturn.SUCCESS
