@@ -12,9 +12,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -49,9 +49,13 @@ def _to_tensor(images: np.ndarray, size: tuple[int, int], mean, std) -> torch.Te
     """uint8 (B, H, W, 3) -> normalised float32 (B, 3, h, w) resized to ``size`` (h, w)."""
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (B, H, W, 3), got {images.dtype} {images.shape}")
+    height, width = size
+    if images.shape[1:3] != (height, width):
+        # Area averaging on uint8 before anything becomes float: antialiased like a camera
+        # binning pixels, and ~100x cheaper than interpolating the full-size float tensor.
+        images = np.stack([cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+                           for image in images])
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
-    if tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
     mean_t = torch.tensor(mean).view(1, 3, 1, 1)
     std_t = torch.tensor(std).view(1, 3, 1, 1)
     return (x - mean_t) / std_t
