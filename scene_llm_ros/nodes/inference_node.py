@@ -170,6 +170,7 @@ class InferenceNode(WorkerLifecycleNode):
             self._made.append(self.create_subscription(ScenePatches, topics.SCENE_PATCHES,
                                                        source.update, latched))
         self.engine = InferenceEngine(source, config, model=model)
+        self._wake = self.create_guard_condition(lambda: None)
         requests = ReentrantCallbackGroup()
         self._made.append(self.create_service(AskScene, topics.ASK_SCENE, self._on_ask,
                                               callback_group=requests))
@@ -210,6 +211,7 @@ class InferenceNode(WorkerLifecycleNode):
                 self.destroy_service(entity)
         self._made = []
         self._action.destroy()
+        self.destroy_guard_condition(self._wake)
         for publisher in (self._markers, self._mask, self._detections):
             if publisher is not None:
                 self.destroy_publisher(publisher)
@@ -225,8 +227,16 @@ class InferenceNode(WorkerLifecycleNode):
     # -- requests ----------------------------------------------------------------------------
 
     def _await(self, future: ConcurrentFuture) -> RosFuture:
+        """An rclpy future completed with the engine's outcome, for a coroutine to await."""
         ros_future = RosFuture(executor=self.executor)
-        future.add_done_callback(lambda done: ros_future.set_result(done.result()))
+
+        def resolve(done: ConcurrentFuture) -> None:
+            ros_future.set_result(done.result())
+            # The executor only resumes a waiting coroutine when it wakes up; the engine's
+            # thread must wake it, or the answer waits for the next unrelated event.
+            self._wake.trigger()
+
+        future.add_done_callback(resolve)
         return ros_future
 
     async def _on_ask(self, request: AskScene.Request, response: AskScene.Response):

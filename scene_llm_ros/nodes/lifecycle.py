@@ -3,8 +3,9 @@ running one node on its own."""
 from __future__ import annotations
 
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
 
 
 class WorkerLifecycleNode(LifecycleNode):
@@ -41,7 +42,8 @@ class WorkerLifecycleNode(LifecycleNode):
 def run_standalone(node_class: type[WorkerLifecycleNode], args: list[str] | None,
                    threads: int) -> None:
     """``ros2 run`` entry: the node configures and activates itself and spins until Ctrl-C."""
-    rclpy.init(args=args)
+    # Ctrl-C arrives as KeyboardInterrupt, so the node shuts down while ROS is still up.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = node_class()
     executor = MultiThreadedExecutor(num_threads=threads)
     executor.add_node(node)
@@ -49,8 +51,9 @@ def run_standalone(node_class: type[WorkerLifecycleNode], args: list[str] | None
         node.trigger_activate()
     try:
         executor.spin()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        node.trigger_shutdown()
         node.destroy_node()
         rclpy.try_shutdown()

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import logging
 
-_LEVELS = ((logging.ERROR, "error"), (logging.WARNING, "warning"), (logging.INFO, "info"))
-
 
 class _RosLogHandler(logging.Handler):
     def __init__(self, ros_logger) -> None:
@@ -12,9 +10,17 @@ class _RosLogHandler(logging.Handler):
         self._ros_logger = ros_logger
 
     def emit(self, record: logging.LogRecord) -> None:
-        method = next((name for level, name in _LEVELS if record.levelno >= level), "debug")
+        text = f"[{record.name}] {self.format(record)}"
+        # One call site per severity: rclpy refuses one site logging at several severities.
         try:
-            getattr(self._ros_logger, method)(f"[{record.name}] {self.format(record)}")
+            if record.levelno >= logging.ERROR:
+                self._ros_logger.error(text)
+            elif record.levelno >= logging.WARNING:
+                self._ros_logger.warning(text)
+            elif record.levelno >= logging.INFO:
+                self._ros_logger.info(text)
+            else:
+                self._ros_logger.debug(text)
         except Exception:  # noqa: BLE001 - logging must never raise into the caller
             self.handleError(record)
 

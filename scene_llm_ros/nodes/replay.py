@@ -382,10 +382,11 @@ class EvaluationSession:
                 "scene_version": int(status.scene_version),
                 "integrate_ms_mean": round(float(status.integrate_ms), 2)}
 
-    def surface(self) -> tuple[np.ndarray, np.ndarray]:
-        """The fused surface: float32 (N, 3) points in the scene frame, uint8 (N, 3) RGB."""
+    def surface(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """The fused surface: float32 (N, 3) points in the scene frame, uint8 (N, 3) RGB,
+        and their spacing (the TSDF voxel), metres."""
         snapshot = self.fusion.fusion.snapshot()
-        return snapshot.points, snapshot.colors
+        return snapshot.points, snapshot.colors, float(snapshot.voxel_size_m)
 
     # -- questions ---------------------------------------------------------------------------
 

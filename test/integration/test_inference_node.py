@@ -1,7 +1,12 @@
 """inference_node over real DDS: fusion -> ScenePatches -> AskScene service and action."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,3 +194,88 @@ def test_error_codes_match_the_interface():
                 if n.startswith("ERROR_")}
     assert declared == {code.value for code in ErrorCode}
 
+
+
+def test_nodes_in_one_process_share_the_snapshot_object(ros, scene, grounding_model):
+    fusion = start(ros, FusionNode(encoder=grounding_model.patch_encoder, context=ros.context,
+                                   parameter_overrides=[
+                                       Parameter("qos_reliability", value="reliable"),
+                                       Parameter("queue_size", value=50)]))
+    inference = start(ros, InferenceNode(
+        model=grounding_model, context=ros.context,
+        snapshot_source=lambda: fusion.fusion.snapshot() if fusion.fusion else None,
+        parameter_overrides=[Parameter("max_new_tokens", value=2)]))
+    for node in (fusion, inference):
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    stream(ros, scene, fusion)
+    response = ask(ros.node("composed_client"))
+    assert response.success and response.scene_version == fusion.fusion.stats["scene_version"]
+    # No copy: the engine reads the very object the fusion core cached for this version.
+    assert inference.engine._snapshot_source() is fusion.fusion.snapshot()  # noqa: SLF001
+
+
+def test_fusion_node_in_another_process(ros, scene, tmp_path):
+    checkpoint = tmp_path / "model"
+    build_tiny_scene_llm(CORPUS, vocab_size=300).save_pretrained(checkpoint)
+    executable = Path(__file__).resolve().parents[2] / "install" / "lib" / "scene_llm_ros" / \
+        "fusion_node"
+    fusion = subprocess.Popen(
+        [sys.executable, str(executable), "--ros-args", "-p", "qos_reliability:=reliable",
+         "-p", "queue_size:=50", "-p", "patches_rate_hz:=20.0",
+         "-p", f"patch_encoder:={checkpoint}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    try:
+        inference = start(ros, InferenceNode(context=ros.context, parameter_overrides=[
+            Parameter("checkpoint", value=str(checkpoint)),
+            Parameter("max_new_tokens", value=2)]))
+        assert inference.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert inference.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        camera = Camera(ros)
+        wait_for(lambda: camera.color.get_subscription_count() >= 1 or fusion.poll() is not None,
+                 60, "the fusion process to subscribe")
+        assert fusion.poll() is None, fusion.stdout.read()
+        for frame in scene.frames:
+            camera.send(frame)
+            time.sleep(0.05)
+        client = ros.node("remote_client")
+        # Each integrated frame bumps the scene version by one.
+        seen = []
+
+        def answered_whole_scene():
+            r = ask(client)
+            seen.append((r.error_code, r.scene_version, r.message))
+            return r.success and r.scene_version == len(scene.frames) and r
+
+        try:
+            response = wait_for(answered_whole_scene, 60, "an answer about the whole scene")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last answers {seen[-3:]}") from None
+        assert response.header.frame_id == "map"
+    finally:
+        fusion.send_signal(signal.SIGINT)
+        try:
+            fusion.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            fusion.kill()
+    assert fusion.returncode == 0, fusion.stdout.read()
+
+
+def test_inference_node_alone_answers_without_other_events(ros, scene, grounding_model):
+    """Nothing else in the executor: the engine's thread itself must wake the executor."""
+    from scene_llm_ros.fusion.scene import SceneFusion
+
+    fusion = SceneFusion(encoder=grounding_model.patch_encoder)
+    for frame in scene.frames[:10]:
+        fusion.integrate(frame)
+    inference = start(ros, InferenceNode(model=grounding_model, context=ros.context,
+                                         snapshot_source=fusion.snapshot,
+                                         parameter_overrides=[
+                                             Parameter("max_new_tokens", value=2)]))
+    inference.trigger_configure()
+    inference.trigger_activate()
+    client = ros.node("lonely_client")
+    started = time.monotonic()
+    response = call(client, AskScene, "ask_scene",
+                    AskScene.Request(question="what is on the table ?"), timeout=10.0)
+    assert response.success and time.monotonic() - started < 10.0
