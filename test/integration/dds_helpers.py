@@ -6,9 +6,10 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from scene_llm_ros.msg import ScenePatches, SceneStatus
 from scene_llm_ros.nodes import conversions as conv
 
 OPTICAL = "camera_color_optical_frame"
@@ -36,9 +37,13 @@ class Camera:
         self.pose = self.node.create_publisher(PoseStamped, "pose", RELIABLE)
         self.frames_sent = 0
 
+    def subscribed(self, count: int = 1) -> bool:
+        """Whether ``count`` readers match every publisher (else early samples are lost)."""
+        return all(p.get_subscription_count() >= count
+                   for p in (self.color, self.depth, self.info, self.pose))
+
     def wait_for_node(self, count: int = 1) -> None:
-        wait_for(lambda: self.color.get_subscription_count() >= count
-                 and self.pose.get_subscription_count() >= count, what="fusion subscriptions")
+        wait_for(lambda: self.subscribed(count), what="fusion subscriptions")
 
     def send_pose(self, T: np.ndarray, stamp_ns: int, frame: str = "map") -> None:
         self.pose.publish(PoseStamped(header=conv.header(stamp_ns, frame), pose=conv.pose_msg(T)))
@@ -69,3 +74,29 @@ def call(node, srv_type, name: str, request, timeout: float = 60.0):
     future.add_done_callback(lambda _: done.set())
     assert done.wait(timeout), f"{name} did not answer"
     return future.result()
+
+
+class StatusWatcher:
+    def __init__(self, ros) -> None:
+        self.node = ros.node("status_watcher")
+        self.latest: SceneStatus | None = None
+        self.cloud: PointCloud2 | None = None
+        self.patches: ScenePatches | None = None
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.node.create_subscription(SceneStatus, "scene/status", self._status, 10)
+        self.node.create_subscription(PointCloud2, "scene/points", self._cloud, latched)
+        self.node.create_subscription(ScenePatches, "scene/patches", self._patches, latched)
+
+    def _status(self, msg):
+        self.latest = msg
+
+    def _cloud(self, msg):
+        self.cloud = msg
+
+    def _patches(self, msg):
+        self.patches = msg
+
+    def drops(self) -> dict[str, int]:
+        msg = self.latest
+        return {r: c for r, c in zip(msg.drop_reasons, msg.drop_counts, strict=True) if c}

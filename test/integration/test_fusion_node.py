@@ -7,13 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from dds_helpers import OPTICAL, Camera, call, wait_for
+from dds_helpers import OPTICAL, Camera, StatusWatcher, call, wait_for
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import PointCloud2
 from std_srvs.srv import Trigger
 
 from scene_llm_ros.data.synth import SynthConfig, generate_scene
@@ -21,7 +19,6 @@ from scene_llm_ros.data.types import RGBDFrame
 from scene_llm_ros.fusion.accuracy import surface_accuracy
 from scene_llm_ros.fusion.encoders import BuiltinEncoderConfig, BuiltinPatchEncoder
 from scene_llm_ros.fusion.lifting import backproject
-from scene_llm_ros.msg import ScenePatches, SceneStatus
 from scene_llm_ros.nodes import conversions as conv
 from scene_llm_ros.nodes.fusion_node import PARAMS, FusionNode
 from scene_llm_ros.srv import LoadScene, SaveScene
@@ -38,32 +35,6 @@ def scene():
 @pytest.fixture(scope="module")
 def encoder():
     return BuiltinPatchEncoder(BuiltinEncoderConfig(image_height=96, image_width=128))
-
-
-class StatusWatcher:
-    def __init__(self, ros) -> None:
-        self.node = ros.node("status_watcher")
-        self.latest: SceneStatus | None = None
-        self.cloud: PointCloud2 | None = None
-        self.patches: ScenePatches | None = None
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.node.create_subscription(SceneStatus, "scene/status", self._status, 10)
-        self.node.create_subscription(PointCloud2, "scene/points", self._cloud, latched)
-        self.node.create_subscription(ScenePatches, "scene/patches", self._patches, latched)
-
-    def _status(self, msg):
-        self.latest = msg
-
-    def _cloud(self, msg):
-        self.cloud = msg
-
-    def _patches(self, msg):
-        self.patches = msg
-
-    def drops(self) -> dict[str, int]:
-        msg = self.latest
-        return {r: c for r, c in zip(msg.drop_reasons, msg.drop_counts, strict=True) if c}
 
 
 def start_fusion(ros, encoder, **overrides) -> FusionNode:

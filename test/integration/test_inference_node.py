@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dds_helpers import Camera, call, wait_for
+from dds_helpers import Camera, StatusWatcher, call, wait_for
 from geometry_msgs.msg import Point
 from rclpy.action import ActionClient
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -232,25 +232,28 @@ def test_fusion_node_in_another_process(ros, scene, tmp_path):
         assert inference.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert inference.trigger_activate() == TransitionCallbackReturn.SUCCESS
         camera = Camera(ros)
-        wait_for(lambda: camera.color.get_subscription_count() >= 1 or fusion.poll() is not None,
-                 60, "the fusion process to subscribe")
+        wait_for(lambda: fusion.poll() is not None or camera.subscribed(), 60,
+                 "the fusion process to subscribe")
         assert fusion.poll() is None, fusion.stdout.read()
         for frame in scene.frames:
             camera.send(frame)
             time.sleep(0.05)
         client = ros.node("remote_client")
         # Each integrated frame bumps the scene version by one.
-        seen = []
+        watcher = StatusWatcher(ros)
 
-        def answered_whole_scene():
-            r = ask(client)
-            seen.append((r.error_code, r.scene_version, r.message))
-            return r.success and r.scene_version == len(scene.frames) and r
+        def settled():
+            status = watcher.latest
+            return (status is not None and status.frames_received >= len(scene.frames) - 1
+                    and status.frames_integrated + status.frames_dropped
+                    == status.frames_received and status)
 
-        try:
-            response = wait_for(answered_whole_scene, 60, "an answer about the whole scene")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; last answers {seen[-3:]}") from None
+        status = wait_for(settled, 60, "the fusion process to fuse the stream")
+        assert status.frames_integrated >= len(scene.frames) - 1, watcher.drops()
+        # The answer is about the latest fused scene, received through ScenePatches.
+        response = wait_for(lambda: (r := ask(client)).success
+                            and r.scene_version == status.scene_version and r, 60,
+                            "an answer about the latest fused scene")
         assert response.header.frame_id == "map"
     finally:
         fusion.send_signal(signal.SIGINT)

@@ -37,8 +37,8 @@ def test_run_serves_ask_with_the_scene_shared_in_memory(ros, tmp_path):
                               stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
     try:
         camera = Camera(ros)
-        wait_for(lambda: camera.color.get_subscription_count() >= 1
-                 or server.poll() is not None, 120, "scene-llm run to subscribe")
+        wait_for(lambda: camera.subscribed() or server.poll() is not None, 120,
+                 "scene-llm run to subscribe")
         assert server.poll() is None, server.stdout.read()
         empty = ask("what is on the table ?")
         assert empty.returncode == 1 and json.loads(empty.stdout)["error_code"] == "NO_SCENE"
