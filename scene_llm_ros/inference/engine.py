@@ -107,6 +107,7 @@ class InferenceEngine:
         self._worker: threading.Thread | None = None
         self._stopping = False
         self.counts = collections.Counter()
+        self._floor: tuple[int, float | None] = (-1, None)
 
     @property
     def model(self) -> SceneLlm | None:
@@ -259,7 +260,8 @@ class InferenceEngine:
                              scene_stamp_ns=snapshot.stamp_ns,
                              scene_version=snapshot.scene_version,
                              encode_ms=answer.encode_ms, prefill_ms=answer.prefill_ms,
-                             decode_ms=answer.decode_ms, tokens_generated=answer.tokens_generated)
+                             decode_ms=answer.decode_ms, tokens_generated=answer.tokens_generated,
+                             prefix_cache_hit=answer.prefix_cache_hit)
         if answer.cancelled:
             outcome.error_code = (ErrorCode.CANCELED if job.cancel.is_set()
                                   else ErrorCode.TIMEOUT)
@@ -284,7 +286,10 @@ class InferenceEngine:
             return [ObjectResult(str(i), o.label, o.score, o.center, o.size)
                     for i, o in enumerate(objects)]
         voxel = snapshot.voxel_size_m
-        floor_z = estimate_floor_height(snapshot.points, voxel_size=voxel)
+        if self._floor[0] != snapshot.scene_version:  # one estimate per scene version
+            self._floor = (snapshot.scene_version,
+                           estimate_floor_height(snapshot.points, voxel_size=voxel))
+        floor_z = self._floor[1]
         results = []
         for i, obj in enumerate(objects):
             geometry = ground_object(snapshot.points, obj.center, obj.size, voxel_size=voxel,

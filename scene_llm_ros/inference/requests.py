@@ -93,6 +93,7 @@ class AskOutcome:
     decode_ms: float = 0.0
     total_ms: float = 0.0
     tokens_generated: int = 0
+    prefix_cache_hit: bool = False
 
     @property
     def success(self) -> bool:

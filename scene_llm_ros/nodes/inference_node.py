@@ -98,6 +98,7 @@ def _fill(result, outcome: AskOutcome):
     result.encode_ms, result.prefill_ms = outcome.encode_ms, outcome.prefill_ms
     result.decode_ms, result.total_ms = outcome.decode_ms, outcome.total_ms
     result.tokens_generated = outcome.tokens_generated
+    result.prefix_cache_hit = outcome.prefix_cache_hit
     reference = outcome.reference
     if reference is not None:
         result.reference_camera_info = conv.camera_info_msg(
