@@ -15,7 +15,8 @@ from scene_llm_ros import __version__
 from scene_llm_ros.errors import SceneLlmError
 
 # Verb modules in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("synth", "bag", "fuse", "run", "ask")
+COMMAND_MODULES: tuple[str, ...] = ("synth", "bag", "fuse", "run", "ask", "train",
+                                    "eval_offline")
 
 
 def build_parser() -> argparse.ArgumentParser:
