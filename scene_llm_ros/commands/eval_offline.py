@@ -24,9 +24,9 @@ def _tasks(text: str) -> tuple[str, ...]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``eval-offline`` verb (alias ``eval_offline``, the module's name)."""
+    """Add the ``eval-offline`` verb."""
     parser = subparsers.add_parser(
-        "eval-offline", aliases=["eval_offline"],
+        "eval-offline",
         help="score a checkpoint on a split with the official metrics",
         description="Fuse the split's scenes (cached), ask every ScanQA/SQA3D/ScanRefer/"
                     "Multi3DRefer/Scan2Cap item through SceneLlm.answer, and write the "

@@ -20,6 +20,9 @@ from torch import nn
 
 from scene_llm_ros.errors import DataFormatError
 
+#: Bumped whenever image preprocessing changes, so features cached under an encoder's
+#: identity (training's scene-token cache) are never reused across the change.
+PREPROCESSING_VERSION = "area-resize-1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -129,7 +132,8 @@ class BuiltinPatchEncoder(PatchEncoder):
         self.device = device
         self.feature_dim = self.config.feature_dim
         self.grid_size = (self.config.image_height // 16, self.config.image_width // 16)
-        self._identity = f"builtin:{json.dumps(asdict(self.config), sort_keys=True)}:seed{seed}"
+        self._identity = (f"builtin:{PREPROCESSING_VERSION}:"
+                          f"{json.dumps(asdict(self.config), sort_keys=True)}:seed{seed}")
 
     @property
     def identity(self) -> str:
