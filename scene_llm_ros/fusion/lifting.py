@@ -24,23 +24,13 @@ def lift_patch_grid(depth: np.ndarray, intrinsics: CameraIntrinsics, T_world_cam
     """
     height, width = depth.shape
     gh, gw = grid_size
-    rows = (np.arange(height) * gh) // height
-    cols = (np.arange(width) * gw) // width
-    cell = (rows[:, None] * gw + cols[None, :]).ravel()
-    values = depth.ravel()
-    valid = np.isfinite(values) & (values > 0)
-    cell, values = cell[valid], values[valid]
     n_cells = gh * gw
-    counts = np.bincount(cell, minlength=n_cells)
-    pixels_per_cell = np.bincount((rows[:, None] * gw + cols[None, :]).ravel(),
-                                  minlength=n_cells)
-    # Median per cell without a Python loop: sort by (cell, depth), pick the middle entry.
-    order = np.lexsort((values, cell))
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    has_depth = counts > 0
-    median = np.full(n_cells, np.nan, np.float64)
-    median[has_depth] = values[order][starts[has_depth] + counts[has_depth] // 2]
-    ok = has_depth & (counts >= min_valid_fraction * pixels_per_cell)
+    if height % gh == 0 and width % gw == 0:
+        median, counts = _block_medians(depth, gh, gw)
+        pixels_per_cell = np.full(n_cells, (height // gh) * (width // gw))
+    else:
+        median, counts, pixels_per_cell = _cell_medians(depth, gh, gw)
+    ok = (counts > 0) & (counts >= min_valid_fraction * pixels_per_cell)
 
     # Centre pixel of each cell, in the same pixel-centre convention as the intrinsics.
     cell_rows = np.repeat(np.arange(gh), gw)
@@ -68,3 +58,43 @@ def backproject(depth: np.ndarray, intrinsics: CameraIntrinsics, T_world_cam: np
     cam = np.stack([(u * stride - intrinsics.cx) / intrinsics.fx * z,
                     (v * stride - intrinsics.cy) / intrinsics.fy * z, z], axis=1)
     return (cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]).astype(np.float32)
+
+
+def _block_medians(depth: np.ndarray, gh: int, gw: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-patch median of valid depths and valid counts when patches tile the image evenly.
+
+    Invalid pixels become +inf, so after a row sort the valid values come first and the
+    median is the middle one of them (the upper middle for even counts, as in the general
+    path).
+    """
+    height, width = depth.shape
+    blocks = depth.reshape(gh, height // gh, gw, width // gw).transpose(0, 2, 1, 3)
+    blocks = blocks.reshape(gh * gw, -1).astype(np.float32)
+    valid = np.isfinite(blocks) & (blocks > 0)
+    counts = valid.sum(axis=1)
+    ordered = np.sort(np.where(valid, blocks, np.inf), axis=1)
+    median = ordered[np.arange(gh * gw), counts // 2].astype(np.float64)
+    median[counts == 0] = np.nan
+    return median, counts
+
+
+def _cell_medians(depth: np.ndarray, gh: int, gw: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-cell medians, valid counts and cell sizes for any image size."""
+    height, width = depth.shape
+    rows = (np.arange(height) * gh) // height
+    cols = (np.arange(width) * gw) // width
+    all_cells = (rows[:, None] * gw + cols[None, :]).ravel()
+    values = depth.ravel()
+    valid = np.isfinite(values) & (values > 0)
+    cell, values = all_cells[valid], values[valid]
+    n_cells = gh * gw
+    counts = np.bincount(cell, minlength=n_cells)
+    pixels_per_cell = np.bincount(all_cells, minlength=n_cells)
+    # Median per cell without a Python loop: sort by (cell, depth), pick the middle entry.
+    order = np.lexsort((values, cell))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    has_depth = counts > 0
+    median = np.full(n_cells, np.nan, np.float64)
+    median[has_depth] = values[order][starts[has_depth] + counts[has_depth] // 2]
+    return median, counts, pixels_per_cell

@@ -236,3 +236,18 @@ def test_hf_clip_vision_tower_from_a_local_directory(tmp_path):
     assert np.isfinite(features).all()
     with pytest.raises(DataFormatError, match="no config.json"):
         HFVisionPatchEncoder(tmp_path)
+
+
+def test_even_tiling_fast_path_gives_the_general_medians():
+    from scene_llm_ros.fusion.lifting import _block_medians, _cell_medians
+
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(0.5, 5.0, (480, 640)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.3] = np.nan
+    depth[rng.random(depth.shape) < 0.05] = -1.0
+    depth[:40, :40] = np.nan  # an empty patch
+    fast, fast_counts = _block_medians(depth, 12, 16)
+    general, counts, sizes = _cell_medians(depth, 12, 16)
+    np.testing.assert_array_equal(fast_counts, counts)
+    np.testing.assert_allclose(fast, general, equal_nan=True)
+    assert np.isnan(fast[0]) and (sizes == 1600).all()
