@@ -353,14 +353,16 @@ class FusionNode(WorkerLifecycleNode):
         return msg
 
     def _publish_status(self) -> None:
-        if self.fusion is not None:
-            self._status_pub.publish(self.status_msg())
+        publisher = self._status_pub  # local: cleanup may clear it while a timer runs
+        if self.fusion is not None and publisher is not None:
+            publisher.publish(self.status_msg())
 
     def _publish_scene(self) -> None:
         """Points and patches, each at its rate and only when the scene changed."""
-        if self.fusion is None:
+        fusion, points_pub, patches_pub = self.fusion, self._points_pub, self._patches_pub
+        if fusion is None or points_pub is None or patches_pub is None:
             return
-        version = self.fusion.stats["scene_version"]
+        version = fusion.stats["scene_version"]
         now = time.monotonic()
         due = [kind for kind in ("points", "patches")
                if self.get_parameter(f"{kind}_rate_hz").value > 0
@@ -369,15 +371,14 @@ class FusionNode(WorkerLifecycleNode):
                >= 1.0 / self.get_parameter(f"{kind}_rate_hz").value]
         if not due:
             return
-        snapshot = self.fusion.snapshot()
+        snapshot = fusion.snapshot()
         if "points" in due:
             points, colors = _downsample(snapshot.points, snapshot.colors,
                                          self.get_parameter("points_voxel_size_m").value)
-            self._points_pub.publish(conv.point_cloud_msg(points, colors, snapshot.stamp_ns,
-                                                          snapshot.scene_frame))
+            points_pub.publish(conv.point_cloud_msg(points, colors, snapshot.stamp_ns,
+                                                    snapshot.scene_frame))
         if "patches" in due:
-            self._patches_pub.publish(conv.scene_patches_msg(snapshot,
-                                                             self.fusion.encoder.identity))
+            patches_pub.publish(conv.scene_patches_msg(snapshot, fusion.encoder.identity))
         for kind in due:
             self._published_version[kind] = snapshot.scene_version
             self._last_scene_publish[kind] = now
