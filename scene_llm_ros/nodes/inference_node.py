@@ -144,7 +144,16 @@ class InferenceNode(WorkerLifecycleNode):
         self._injected_model = model
         self.engine: InferenceEngine | None = None
         self._goal_cancels: dict[bytes, threading.Event] = {}
-        self._made: list = []
+        self._patches_subscription = None
+        self._markers = self._mask = self._detections = None
+        # The service and action live as long as the node (answering NOT_READY while
+        # unconfigured): destroying them under a spinning executor races its wait set.
+        requests = ReentrantCallbackGroup()
+        self.create_service(AskScene, topics.ASK_SCENE, self._on_ask, callback_group=requests)
+        self._action = ActionServer(
+            self, AskSceneAction, topics.ASK_SCENE, self._on_goal_execute, callback_group=requests,
+            goal_callback=lambda _goal: GoalResponse.ACCEPT, cancel_callback=self._on_cancel)
+        self._wake = self.create_guard_condition(lambda: None)
         forward_python_logging(self.get_logger(), "scene_llm_ros.inference", "scene_llm_ros.model",
                                "scene_llm_ros.grounding")
 
@@ -168,17 +177,9 @@ class InferenceNode(WorkerLifecycleNode):
             source.expected_encoder = model.patch_encoder.identity if model.patch_encoder else ""
             latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            self._made.append(self.create_subscription(ScenePatches, topics.SCENE_PATCHES,
-                                                       source.update, latched))
+            self._patches_subscription = self.create_subscription(
+                ScenePatches, topics.SCENE_PATCHES, source.update, latched)
         self.engine = InferenceEngine(source, config, model=model)
-        self._wake = self.create_guard_condition(lambda: None)
-        requests = ReentrantCallbackGroup()
-        self._made.append(self.create_service(AskScene, topics.ASK_SCENE, self._on_ask,
-                                              callback_group=requests))
-        self._action = ActionServer(
-            self, AskSceneAction, topics.ASK_SCENE, self._on_goal_execute, callback_group=requests,
-            goal_callback=lambda _goal: GoalResponse.ACCEPT,
-            cancel_callback=self._on_cancel)
         self._markers = self.create_lifecycle_publisher(MarkerArray, topics.GROUNDING_MARKERS, 10)
         self._mask = self.create_lifecycle_publisher(Image, topics.GROUNDING_MASK, 10)
         self._detections = (self.create_lifecycle_publisher(
@@ -207,15 +208,13 @@ class InferenceNode(WorkerLifecycleNode):
         model = self.engine.model
         self.engine.set_model(None)
         self.engine = None
-        for entity in self._made:
-            if not self.destroy_subscription(entity):
-                self.destroy_service(entity)
-        self._made = []
-        self._action.destroy()
-        self.destroy_guard_condition(self._wake)
+        if self._patches_subscription is not None:
+            self.destroy_subscription(self._patches_subscription)
+            self._patches_subscription = None
         for publisher in (self._markers, self._mask, self._detections):
             if publisher is not None:
                 self.destroy_publisher(publisher)
+        self._markers = self._mask = self._detections = None
         del model
         gc.collect()
         try:
@@ -298,7 +297,8 @@ class InferenceNode(WorkerLifecycleNode):
     # -- visualisation -----------------------------------------------------------------------
 
     def _publish_grounding(self, outcome: AskOutcome) -> None:
-        if not outcome.success or not outcome.objects:
+        marker_pub, mask_pub, detections_pub = self._markers, self._mask, self._detections
+        if not outcome.success or not outcome.objects or marker_pub is None or mask_pub is None:
             return
         header = conv.header(outcome.scene_stamp_ns, outcome.scene_frame)
         markers = MarkerArray(markers=[Marker(header=header, action=Marker.DELETEALL)])
@@ -315,13 +315,13 @@ class InferenceNode(WorkerLifecycleNode):
             text.scale.z = 0.15
             text.color.r = text.color.g = text.color.b = text.color.a = 1.0
             markers.markers += [box, text]
-        self._markers.publish(markers)
+        marker_pub.publish(markers)
         masks = [o.mask for o in outcome.objects if o.mask is not None]
         if masks and outcome.reference is not None:
-            self._mask.publish(conv.image_msg(np.maximum.reduce(masks), "mono8",
+            mask_pub.publish(conv.image_msg(np.maximum.reduce(masks), "mono8",
                                               outcome.reference.stamp_ns,
                                               outcome.reference.frame_id))
-        if self._detections is not None:
+        if detections_pub is not None:
             detections = Detection3DArray(header=header)
             for obj in outcome.objects:
                 detection = Detection3D(header=header, id=obj.id)
@@ -334,7 +334,7 @@ class InferenceNode(WorkerLifecycleNode):
                 hypothesis.hypothesis.score = float(obj.score)
                 detection.results.append(hypothesis)
                 detections.detections.append(detection)
-            self._detections.publish(detections)
+            detections_pub.publish(detections)
 
 
 def main(args: list[str] | None = None) -> None:
