@@ -85,6 +85,25 @@ def ask(client, question="what is on the table ?", **fields):
     return call(client, AskScene, "ask_scene", AskScene.Request(question=question, **fields))
 
 
+def assert_mask_lies_on_points(mask: np.ndarray, points: np.ndarray, response) -> None:
+    """The mask, drawn in the reference image, covers where the object's points project."""
+    info = response.reference_camera_info
+    K = np.array(info.k).reshape(3, 3)
+    T = conv.pose_to_matrix(response.reference_camera_pose)
+    camera = (points - T[:3, 3]) @ T[:3, :3]  # scene -> optical frame
+    camera = camera[camera[:, 2] > 0.1]
+    u = np.round(K[0, 0] * camera[:, 0] / camera[:, 2] + K[0, 2]).astype(int)
+    v = np.round(K[1, 1] * camera[:, 1] / camera[:, 2] + K[1, 2]).astype(int)
+    inside = (u >= 0) & (u < info.width) & (v >= 0) & (v < info.height)
+    near = np.zeros_like(mask, bool)
+    for du in range(-3, 4):
+        for dv in range(-3, 4):
+            near[np.clip(v[inside] + dv, 0, info.height - 1),
+                 np.clip(u[inside] + du, 0, info.width - 1)] = True
+    on_points = near[mask > 0].mean()
+    assert on_points > 0.9, f"only {on_points:.0%} of the mask is where the points project"
+
+
 def test_grounded_answer_over_dds_and_error_codes(ros, scene, grounding_model):
     fusion, inference = fused_pair(ros, scene, grounding_model)
     client = ros.node("planner")
@@ -117,6 +136,7 @@ def test_grounded_answer_over_dds_and_error_codes(ros, scene, grounding_model):
         if obj.roi.width:
             assert mask[obj.roi.y_offset:obj.roi.y_offset + obj.roi.height,
                         obj.roi.x_offset:obj.roi.x_offset + obj.roi.width].any()
+            assert_mask_lies_on_points(mask, points, response)
     assert response.prefill_ms > 0 and response.total_ms >= response.prefill_ms
 
     assert ask(client, "").error_code == ErrorCode.BAD_REQUEST.value
