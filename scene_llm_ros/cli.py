@@ -15,7 +15,7 @@ from scene_llm_ros import __version__
 from scene_llm_ros.errors import SceneLlmError
 
 # Verb modules in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("synth", "bag", "fuse", "run", "ask", "train",
+COMMAND_MODULES: tuple[str, ...] = ("synth", "bag", "fuse", "run", "ask", "evaluate", "train",
                                     "eval_offline")
 
 

@@ -44,45 +44,30 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; return the exit status."""
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-    from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
     from rclpy.signals import SignalHandlerOptions
 
-    from scene_llm_ros.nodes.fusion_node import FusionNode
-    from scene_llm_ros.nodes.inference_node import InferenceNode
+    from scene_llm_ros.nodes.composition import CompositionError, compose
 
     # Ctrl-C arrives as KeyboardInterrupt, so the nodes shut down while ROS is still up.
     rclpy.init(args=ros_arguments(args), signal_handler_options=SignalHandlerOptions.NO)
     overrides = [Parameter("checkpoint", value=args.checkpoint)] if args.checkpoint else []
-    fusion_holder: list[FusionNode] = []
-
-    def snapshot():
-        fusion = fusion_holder[0].fusion if fusion_holder else None
-        return fusion.snapshot() if fusion is not None else None
-
-    inference = InferenceNode(snapshot_source=snapshot, parameter_overrides=overrides)
-    if inference.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-        _LOG.error("inference_node failed to configure (see its log above)")
-        inference.destroy_node()
+    try:
+        nodes = compose(inference_parameters=overrides)
+    except CompositionError as exc:
+        _LOG.error("%s", exc)
         rclpy.try_shutdown()
         return 1
-    fusion = FusionNode(encoder=inference.engine.model.patch_encoder)
-    fusion_holder.append(fusion)
-    if fusion.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-        _LOG.error("fusion_node failed to configure (see its log above)")
-        return 1
-    fusion.trigger_activate()
-    inference.trigger_activate()
     executor = MultiThreadedExecutor(num_threads=6)
-    executor.add_node(fusion)
-    executor.add_node(inference)
+    for node in nodes.nodes:
+        executor.add_node(node)
     _LOG.info("fusion_node and inference_node active; ask with: scene-llm ask \"QUESTION\"")
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        for node in (inference, fusion):
+        for node in (nodes.inference, nodes.fusion):
             node.trigger_shutdown()
             node.destroy_node()
         rclpy.try_shutdown()
