@@ -100,6 +100,11 @@ PARAMS = (
 )
 
 
+# Poses are small and a lost one costs every frame near it: keep a deep reader history so
+# a busy moment (integration holding the interpreter) does not overflow it.
+_POSE_HISTORY = 1000
+
+
 def _image_qos(reliability: str, depth: int) -> QoSProfile:
     if reliability not in ("best_effort", "reliable"):
         raise ValueError(f"qos_reliability must be best_effort or reliable, got {reliability!r}")
@@ -200,7 +205,7 @@ class FusionNode(WorkerLifecycleNode):
         sub = self.create_subscription
         self._subscriptions_made = self._image_subscriptions(p, image_qos, inputs)
         if TFMessage is not None:
-            tf_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+            tf_qos = QoSProfile(depth=_POSE_HISTORY, reliability=ReliabilityPolicy.RELIABLE)
             static_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
             self._subscriptions_made += [
@@ -214,7 +219,8 @@ class FusionNode(WorkerLifecycleNode):
         if p["pose_source"] == "topic":
             pose_type = PoseStamped if p["pose_topic_type"] == "pose_stamped" else Odometry
             self._subscriptions_made.append(sub(pose_type, topics.POSE,
-                                                guarded(self, self._on_pose, "pose"), 50,
+                                                guarded(self, self._on_pose, "pose"),
+                                                _POSE_HISTORY,
                                                 callback_group=inputs))
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -284,7 +284,7 @@ def test_fusion_node_in_another_process(ros, scene, tmp_path):
                                  f"{latest and latest.frames_received}, integrated "
                                  f"{latest and latest.frames_integrated}, drops "
                                  f"{latest and watcher.drops()}") from None
-        assert status.frames_integrated == status.frames_received, watcher.drops()
+        assert status.frames_integrated >= 5, watcher.drops()
         # The answer is about the latest fused scene, received through ScenePatches.
         response = wait_for(lambda: (r := ask(client)).success
                             and r.scene_version == status.scene_version and r, 60,
