@@ -21,10 +21,17 @@ Two modes, each on a fresh node:
 * back-pressure: reliable QoS; the next frame is published only once the previous one was
   integrated or dropped, giving the node's wall cost per integrated frame.
 
+The process sets passive OpenMP waiting as the node executables do
+(``scene_llm_ros.nodes.runtime``); pass ``OMP_WAIT_POLICY=ACTIVE`` to see the difference.
 The issue's targets are printed beside the numbers.
 """
 from __future__ import annotations
 
+from scene_llm_ros.nodes.runtime import prefer_passive_openmp
+
+prefer_passive_openmp()  # before torch and Open3D load, as in the node executables
+
+# ruff: noqa: E402 - the imports below must follow the OpenMP setting
 import argparse
 import multiprocessing
 import os

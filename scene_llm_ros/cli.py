@@ -13,6 +13,11 @@ import sys
 
 from scene_llm_ros import __version__
 from scene_llm_ros.errors import SceneLlmError
+from scene_llm_ros.nodes.runtime import prefer_passive_openmp
+
+# Verbs that run the ROS nodes in this process; they need the node processes' OpenMP setting,
+# which must be made before any verb module (some import Open3D) is loaded.
+NODE_VERBS = ("run", "evaluate")
 
 # Verb modules in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = ("synth", "bag", "fuse", "run", "ask", "evaluate", "train",
@@ -34,8 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``scene-llm`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    arguments = sys.argv[1:] if argv is None else argv
+    if any(arg in NODE_VERBS for arg in arguments[:2]):
+        prefer_passive_openmp()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="[%(levelname)s] %(name)s: %(message)s")
     if not hasattr(args, "func"):

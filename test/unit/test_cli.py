@@ -38,3 +38,14 @@ def test_every_command_has_help():
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args([name, "--help"])
         assert exit_info.value.code == 0
+
+
+@pytest.mark.parametrize("verb, expected", [("run", "PASSIVE"), ("evaluate", "PASSIVE"),
+                                            ("synth", None)])
+def test_node_verbs_ask_for_passive_openmp(monkeypatch, verb, expected):
+    import os
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with pytest.raises(SystemExit):
+        main([verb, "--help"])
+    assert os.environ.get("OMP_WAIT_POLICY") == expected
