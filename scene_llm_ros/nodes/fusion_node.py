@@ -370,8 +370,12 @@ class FusionNode(WorkerLifecycleNode):
             return
         version = fusion.stats["scene_version"]
         now = time.monotonic()
+        publishers = {"points": points_pub, "patches": patches_pub}
+        # Extracting the surface costs tens of milliseconds under the fusion lock: only for
+        # someone listening. A later subscriber gets the current scene on the next tick.
         due = [kind for kind in ("points", "patches")
                if self.get_parameter(f"{kind}_rate_hz").value > 0
+               and publishers[kind].get_subscription_count() > 0
                and self._published_version[kind] != version
                and now - self._last_scene_publish[kind]
                >= 1.0 / self.get_parameter(f"{kind}_rate_hz").value]
