@@ -155,6 +155,9 @@ class OptimConfig:
 
     :ivar examples_per_step: examples each process accumulates per optimizer step (the
         global batch is this times the number of processes).
+    :ivar micro_batch_size: examples per backbone call (right-padded into one batch); None
+        puts all ``examples_per_step`` into one call.
+    :ivar head_lr_multiplier: the grounding head's learning rate is ``lr`` times this.
     """
 
     lr: float = 1e-3
@@ -165,9 +168,17 @@ class OptimConfig:
     min_lr_ratio: float = 0.1
     examples_per_step: int = 4
     grad_clip: float = 1.0
+    micro_batch_size: int | None = None
+    head_lr_multiplier: float = 1.0
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            raise TrainingConfigError(f"optim.micro_batch_size must be >= 1 or null, got "
+                                      f"{self.micro_batch_size}")
+        if not self.head_lr_multiplier > 0:
+            raise TrainingConfigError(f"optim.head_lr_multiplier must be > 0, got "
+                                      f"{self.head_lr_multiplier}")
         if not self.lr > 0 or self.max_steps < 1 or self.examples_per_step < 1:
             raise TrainingConfigError(f"optim needs lr > 0, max_steps >= 1 and "
                                       f"examples_per_step >= 1, got lr={self.lr}, max_steps="

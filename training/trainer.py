@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from scene_llm_ros.model import SceneInputs, SceneLlm, prepare_scene_inputs
+from scene_llm_ros.model import LossInput, SceneInputs, SceneLlm, prepare_scene_inputs
 from training.checkpoints import (
     FINAL_DIR,
     TENSORBOARD_DIR,
@@ -72,8 +72,8 @@ class TrainResult:
     rank_digests: list[str] = field(default_factory=list)
 
 
-class ExampleLoss(nn.Module):
-    """The module DDP wraps: its forward is one example's ``compute_loss``.
+class BatchLoss(nn.Module):
+    """The module DDP wraps: its forward is :meth:`SceneLlm.compute_batch_loss` of a batch.
 
     DDP hooks the forward pass, so the loss must run inside a module's ``forward``; outputs
     are plain tensors so DDP can trace which parameters were used (a caption does not touch
@@ -84,13 +84,14 @@ class ExampleLoss(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, sample: EncodedSample, grounding_weight: float
+    def forward(self, samples: list[EncodedSample], grounding_weight: float
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the loss to back-propagate, a detached :func:`example_vector` for logging)."""
-        loss = self.model.compute_loss(sample.scene, sample.example, targets=sample.targets,
-                                       prompt_points=sample.prompt_points,
-                                       grounding_weight=grounding_weight)
-        return loss.total, example_vector(loss)
+        """(the mean loss to back-propagate, detached (B, 9) :func:`example_vector` rows)."""
+        losses = self.model.compute_batch_loss(
+            [LossInput(s.scene, s.example, targets=s.targets, prompt_points=s.prompt_points)
+             for s in samples], grounding_weight=grounding_weight)
+        total = torch.stack([loss.total for loss in losses]).mean()
+        return total, torch.stack([example_vector(loss) for loss in losses])
 
 
 def weights_digest(named: list[tuple[str, torch.Tensor]]) -> str:
@@ -168,14 +169,22 @@ class Trainer:
 
     def _setup_optimizer(self) -> None:
         optim = self.config.optim
-        # No weight decay on biases, norms and vectors (the usual AdamW practice).
-        decay = [(n, p) for n, p in self.trainable if p.ndim >= 2]
-        no_decay = [(n, p) for n, p in self.trainable if p.ndim < 2]
-        self.param_names = [n for n, _ in decay + no_decay]
-        groups = [{"params": [p for _, p in decay], "weight_decay": optim.weight_decay},
-                  {"params": [p for _, p in no_decay], "weight_decay": 0.0}]
-        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=optim.lr,
-                                           betas=optim.betas)
+        # No weight decay on biases, norms and vectors (the usual AdamW practice); the
+        # grounding head may take a larger learning rate (``lr_scale``, applied every step).
+        head = optim.head_lr_multiplier
+        groups = []
+        for decayed in (True, False):
+            for in_head in (False, True):
+                named = [(n, p) for n, p in self.trainable if (p.ndim >= 2) == decayed
+                         and n.startswith("grounding_head.") == in_head]
+                if named:
+                    groups.append({"names": named,
+                                   "weight_decay": optim.weight_decay if decayed else 0.0,
+                                   "lr_scale": head if in_head else 1.0})
+        self.param_names = [n for g in groups for n, _ in g["names"]]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": [p for _, p in g["names"]], "weight_decay": g["weight_decay"],
+              "lr_scale": g["lr_scale"]} for g in groups], lr=optim.lr, betas=optim.betas)
         self.cursor = ShardCursor(self.dataset, rank=self.dist.rank,
                                   world_size=self.dist.world_size, seed=self.config.seed)
         self.step = 0
@@ -199,7 +208,7 @@ class Trainer:
         optim, run = self.config.optim, self.config.run
         end = min(optim.max_steps, self.stop_after or optim.max_steps)
         result = TrainResult(self.out_dir, self.out_dir / FINAL_DIR, self.step, end)
-        module: nn.Module = ExampleLoss(self.model)
+        module: nn.Module = BatchLoss(self.model)
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -246,21 +255,23 @@ class Trainer:
         optim = self.config.optim
         lr = lr_at(self.step, optim)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         start = time.perf_counter()
         batch = [self.samples[i] for i in self.cursor.take(optim.examples_per_step)]
         encoded = [encode_sample(self.model, s, self.scene_inputs[s.scene_id],
                                  self.scenes.objects(s.scene_id)) for s in batch]
+        # One backbone call per micro-batch; DDP all-reduces gradients on the last one only.
+        size = optim.micro_batch_size or len(encoded)
+        chunks = [encoded[i:i + size] for i in range(0, len(encoded), size)]
         vectors = []
-        # Accumulate locally; DDP all-reduces gradients only on the last micro-step.
-        for k, sample in enumerate(encoded):
-            last = k == len(encoded) - 1
+        for k, chunk in enumerate(chunks):
+            last = k == len(chunks) - 1
             sync = (module.no_sync() if self.dist.enabled and not last
                     else contextlib.nullcontext())
             with sync:
-                total, vector = module(sample, self.config.stage.grounding_weight)
-                (total / len(encoded)).backward()
-            vectors.append(vector)
+                total, rows = module(chunk, self.config.stage.grounding_weight)
+                (total * len(chunk) / len(encoded)).backward()
+            vectors.extend(rows)
         if optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_([p for _, p in self.trainable], optim.grad_clip)
         self.optimizer.step()

@@ -10,7 +10,12 @@ from scene_llm_ros.model.errors import (
                                         UnsupportedOperationError,
 )
 from scene_llm_ros.model.grounding_loss import GroundingLosses, grounding_loss
-from scene_llm_ros.model.modeling_scene_llm import GroundingTargets, SceneLlm, SceneLlmLoss
+from scene_llm_ros.model.modeling_scene_llm import (
+                                        GroundingTargets,
+                                        LossInput,
+                                        SceneLlm,
+                                        SceneLlmLoss,
+)
 from scene_llm_ros.model.outputs import Answer, GroundedObject
 from scene_llm_ros.model.processing_scene_llm import (
                                         GROUND_TOKEN,
@@ -26,8 +31,8 @@ from scene_llm_ros.model.tiny import build_tiny_scene_llm
 __all__ = [
     "GROUND_TOKEN", "POINT_TOKEN", "SCENE_TOKEN", "TASKS", "Answer", "CheckpointMismatchError",
     "EmptySceneError", "GroundedObject", "GroundingLosses", "GroundingTargets",
-    "InvalidPromptPointsError", "InvalidQuestionError", "SceneFeatureError", "SceneInputs",
-    "SceneLlm", "SceneLlmConfig", "SceneLlmLoss", "UnknownTaskError",
+    "InvalidPromptPointsError", "InvalidQuestionError", "LossInput", "SceneFeatureError",
+    "SceneInputs", "SceneLlm", "SceneLlmConfig", "SceneLlmLoss", "UnknownTaskError",
     "UnsupportedOperationError", "build_prompt", "build_tiny_scene_llm",
     "build_training_example", "grounding_loss", "prepare_scene_inputs",
 ]

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -23,17 +24,32 @@ LLM_DIR = "llm"
 LORA_DIR = "lora_adapter"
 
 
-def save_weights(modules: dict[str, nn.Module], path: Path) -> None:
-    """Write the parameters and persistent buffers of ``modules`` as ``{prefix}.{name}``."""
+#: Prefix of the extra tensors holding LLM embedding rows the checkpoint added (see
+#: :meth:`~scene_llm_ros.model.modeling_scene_llm.SceneLlm.save_pretrained`).
+ADDED_ROWS_PREFIX = "llm_added_rows."
+
+
+def save_weights(modules: dict[str, nn.Module], path: Path, *,
+                 extra: dict[str, torch.Tensor] | None = None) -> None:
+    """Write the parameters and persistent buffers of ``modules`` as ``{prefix}.{name}``.
+
+    :param extra: more tensors, keyed by names starting with :data:`ADDED_ROWS_PREFIX`.
+    """
     state = {f"{prefix}.{name}": tensor.detach().contiguous().cpu()
              for prefix, module in modules.items()
              for name, tensor in module.state_dict().items()}
+    for name, tensor in (extra or {}).items():
+        if not name.startswith(ADDED_ROWS_PREFIX):
+            raise ValueError(f"extra tensor names must start with {ADDED_ROWS_PREFIX!r}, got "
+                             f"{name!r}")
+        state[name] = tensor.detach().contiguous().cpu()
     save_file(state, str(path))
 
 
-def load_weights(modules: dict[str, nn.Module], path: Path) -> None:
+def load_weights(modules: dict[str, nn.Module], path: Path) -> dict[str, torch.Tensor]:
     """Load weights written by :func:`save_weights` into ``modules``.
 
+    :return: the extra tensors (names starting with :data:`ADDED_ROWS_PREFIX`), if any.
     :raises CheckpointMismatchError: naming every missing, unexpected or wrongly shaped tensor,
         or when the file is not a readable safetensors file.
     """
@@ -41,6 +57,8 @@ def load_weights(modules: dict[str, nn.Module], path: Path) -> None:
         state = load_file(str(path))
     except (OSError, SafetensorError) as exc:
         raise CheckpointMismatchError(f"cannot read weights {path}: {exc}") from exc
+    extra = {name: state.pop(name) for name in list(state)
+             if name.startswith(ADDED_ROWS_PREFIX)}
     expected = {f"{prefix}.{name}": tensor for prefix, module in modules.items()
                 for name, tensor in module.state_dict().items()}
     missing = sorted(expected.keys() - state.keys())
@@ -55,6 +73,7 @@ def load_weights(modules: dict[str, nn.Module], path: Path) -> None:
     for prefix, module in modules.items():
         module.load_state_dict({name[len(prefix) + 1:]: tensor for name, tensor in state.items()
                                 if name.startswith(prefix + ".")})
+    return extra
 
 
 @contextlib.contextmanager

@@ -47,6 +47,9 @@ class GroundingPrediction:
 class GroundingHead(nn.Module):
     """Dot-product matching of ``<ground>`` queries against scene tokens, then box and label.
 
+    Keys are the sum of a projection of the scene tokens' last-layer hidden states and one of
+    their input embeddings (when given).
+
     :param hidden_size: LLM hidden size (queries and scene keys both come from the LLM).
     :param grounding_dim: width of the matching space.
     :param num_labels: size of the label vocabulary.
@@ -61,14 +64,19 @@ class GroundingHead(nn.Module):
                                    nn.LayerNorm(grounding_dim))
         self.key = nn.Sequential(nn.Linear(hidden_size, grounding_dim),
                                  nn.LayerNorm(grounding_dim))
+        # Keys also read the scene tokens' input embeddings (lifted features + position), so
+        # a token's own identity reaches the matching even where a small LLM's last layer
+        # has blended the scene tokens (a short trial showed no gain yet: training/README.md).
+        self.input_key = nn.Sequential(nn.Linear(hidden_size, grounding_dim),
+                                       nn.LayerNorm(grounding_dim))
         self.box = nn.Sequential(nn.Linear(2 * grounding_dim, grounding_dim), nn.GELU(),
                                  nn.Linear(grounding_dim, 6))
         self.label_hidden = nn.Sequential(nn.Linear(2 * grounding_dim, grounding_dim), nn.GELU())
         self.label = nn.Linear(grounding_dim, num_labels)
 
     def forward(self, query_hidden: torch.Tensor, scene_hidden: torch.Tensor,
-                positions: torch.Tensor, anchor_index: torch.Tensor | None = None
-                ) -> GroundingPrediction:
+                positions: torch.Tensor, anchor_index: torch.Tensor | None = None, *,
+                scene_inputs: torch.Tensor | None = None) -> GroundingPrediction:
         """Match N queries against K scene tokens.
 
         :param query_hidden: (N, H) LLM last-layer hidden states at ``<ground>`` tokens.
@@ -76,10 +84,14 @@ class GroundingHead(nn.Module):
         :param positions: (K, 3) scene-token positions, scene frame, metres.
         :param anchor_index: int64 (N,) tokens to regress from (training passes the token
             nearest the true box); None takes each query's best match.
+        :param scene_inputs: (K, H) the scene tokens' input embeddings (what the projector
+            gave the LLM); None uses the last layer alone.
         """
         dtype = self.query[0].weight.dtype
         queries = self.query(query_hidden.to(dtype))  # (N, D)
         keys = self.key(scene_hidden.to(dtype))  # (K, D)
+        if scene_inputs is not None:
+            keys = keys + self.input_key(scene_inputs.to(dtype))
         token_logits = queries @ keys.T / keys.shape[-1] ** 0.5  # (N, K)
         if anchor_index is None:
             anchor_index = token_logits.argmax(dim=-1)

@@ -57,7 +57,8 @@ def grounding_loss(head: GroundingHead, query_hidden: torch.Tensor, scene_hidden
                    positions: torch.Tensor, target_centers: torch.Tensor,
                    target_sizes: torch.Tensor, target_labels: torch.Tensor, *,
                    token_weight: float = 1.0, l1_weight: float = 1.0, iou_weight: float = 1.0,
-                   label_weight: float = 0.5) -> GroundingLosses:
+                   label_weight: float = 0.5,
+                   scene_inputs: torch.Tensor | None = None) -> GroundingLosses:
     """Losses for N ``<ground>`` queries of one scene against their true boxes.
 
     :param head: the grounding head.
@@ -67,6 +68,7 @@ def grounding_loss(head: GroundingHead, query_hidden: torch.Tensor, scene_hidden
     :param target_centers: (N, 3) true box centres, scene frame, metres.
     :param target_sizes: (N, 3) true full extents, metres, > 0.
     :param target_labels: int64 (N,) label indices, :data:`IGNORE_INDEX` when unknown.
+    :param scene_inputs: (K, H) the scene tokens' input embeddings, passed to the head.
     :return: cross-entropy against the matching targets, L1 on centre and log-size, 1 - IoU,
         label cross-entropy, and their weighted total.
     :raises ValueError: when the counts disagree or a size is not positive.
@@ -82,7 +84,8 @@ def grounding_loss(head: GroundingHead, query_hidden: torch.Tensor, scene_hidden
     if not bool((target_sizes > 0).all()):
         raise ValueError(f"target sizes must be > 0, got {target_sizes.tolist()}")
     target_distribution, anchor = matching_targets(positions, target_centers, target_sizes)
-    prediction = head(query_hidden, scene_hidden, positions, anchor_index=anchor)
+    prediction = head(query_hidden, scene_hidden, positions, anchor_index=anchor,
+                      scene_inputs=scene_inputs)
     log_probabilities = prediction.token_logits.float().log_softmax(dim=-1)
     token = -(target_distribution * log_probabilities).sum(dim=-1).mean()
     target_centers, target_sizes = target_centers.float(), target_sizes.float()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,6 +71,23 @@ class GroundingTargets:
 
 
 @dataclass
+class LossInput:
+    """One teacher-forcing example for :meth:`SceneLlm.compute_batch_loss`.
+
+    :ivar scene: the example's scene (:func:`prepare_scene_inputs`).
+    :ivar example: from :func:`~scene_llm_ros.model.processing_scene_llm.
+        build_training_example` with ``num_scene_tokens == scene.num_tokens``.
+    :ivar targets: true boxes, one per ``<ground>`` token of the answer (None: no grounding).
+    :ivar prompt_points: float (M, 3) points matching the example's ``<point>`` tokens.
+    """
+
+    scene: SceneInputs
+    example: TrainingExample
+    targets: GroundingTargets | None = None
+    prompt_points: np.ndarray | None = None
+
+
+@dataclass
 class SceneLlmLoss:
     """Teacher-forcing losses of one example; ``total`` is what to back-propagate."""
 
@@ -108,13 +125,21 @@ class SceneLlm(nn.Module):
             raise CheckpointMismatchError(f"the patch encoder gives {patch_encoder.feature_dim} "
                                           f"features but the config says feature_dim="
                                           f"{config.feature_dim}")
+        #: Embedding rows this model created by resizing (fresh random values that only a
+        #: checkpoint with an external ``llm_path`` must carry itself, see save_pretrained).
+        self.added_row_ids: list[int] = []
         if add_special_tokens(tokenizer):
             if llm_loading.is_quantized(llm):
                 raise UnsupportedOperationError("the quantized LLM's tokenizer lacks the "
                                                 "<scene>/<ground>/<point> tokens; add them to "
                                                 "the full-precision model first")
+            old_rows = llm.get_input_embeddings().weight.shape[0]
             # Multiples of 64 keep the embedding and LM head friendly to bitsandbytes kernels.
             llm.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
+            new_rows = llm.get_input_embeddings().weight.shape[0]
+            special = special_token_ids(tokenizer)
+            self.added_row_ids = sorted({special.scene, special.ground, special.point,
+                                         *range(old_rows, new_rows)})
         self.config = config
         self.llm = llm
         self.tokenizer = tokenizer
@@ -183,7 +208,7 @@ class SceneLlm(nn.Module):
         out = self._backbone()(inputs_embeds=embeddings, use_cache=True)
         scene_hidden = out.last_hidden_state[0][ids[0] == self.token_ids.scene]
         return ScenePrefix(cache=out.past_key_values, scene_hidden=scene_hidden,
-                           length=len(prefix_ids))
+                           length=len(prefix_ids), scene_inputs=scene_embeddings)
 
     def _scene_prefix(self, scene: SceneInputs, prompt: PromptIds, use_cache: bool
                       ) -> tuple[ScenePrefix, float, bool]:
@@ -326,7 +351,8 @@ class SceneLlm(nn.Module):
                                past_key_values=prefix.fresh_cache(), use_cache=True)
         query = out.last_hidden_state[0, [suffix.shape[1] + i for i in where]]
         positions = scene.positions.to(self.device)
-        prediction = self.grounding_head(query, prefix.scene_hidden, positions)
+        prediction = self.grounding_head(query, prefix.scene_hidden, positions,
+                                         scene_inputs=prefix.scene_inputs)
         scores = prediction.scores(positions).cpu().numpy()
         centers = prediction.centers.float().cpu().numpy().astype(np.float64)
         sizes = prediction.sizes.float().cpu().numpy().astype(np.float64)
@@ -351,32 +377,86 @@ class SceneLlm(nn.Module):
         :param grounding_weight: weight of the grounding total in ``total``.
         :raises ValueError: when the number of targets and ``<ground>`` tokens differ.
         """
-        ids, embeddings = self._embed_ids(example.input_ids)
-        embeddings = splice_embeddings(embeddings, ids, self.token_ids.scene,
-                                       self.scene_encoder.scene_embeddings(scene))
-        points = validate_prompt_points(prompt_points)
-        embeddings = splice_embeddings(embeddings, ids, self.token_ids.point,
-                                       self.scene_encoder.point_embeddings(points, scene.origin))
-        hidden = self._backbone()(inputs_embeds=embeddings, use_cache=False).last_hidden_state
-        logits = self.llm.get_output_embeddings()(hidden[0, :-1]).float()
-        labels = example.labels[1:].to(self.device)
-        language = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
-        ground_mask = ids[0] == self.token_ids.ground
-        count = int(ground_mask.sum())
-        given = 0 if targets is None else len(targets.labels)
-        if count != given or (targets is not None and not
-                              len(targets.centers) == len(targets.sizes) == given):
-            raise ValueError(f"the example has {count} {GROUND_TOKEN} tokens but {given} "
-                             f"target boxes/labels were given")
-        if count == 0:
+        item = LossInput(scene, example, targets=targets, prompt_points=prompt_points)
+        return self.compute_batch_loss([item], grounding_weight=grounding_weight)[0]
+
+    def compute_batch_loss(self, items: Sequence[LossInput], *,
+                           grounding_weight: float = 1.0) -> list[SceneLlmLoss]:
+        """Teacher-forcing losses of several examples in one backbone call.
+
+        Sequences are right-padded to the longest with an attention mask, so each example's
+        losses equal :meth:`compute_loss` of that example alone (up to float rounding).
+
+        :param items: the examples, possibly of different scenes.
+        :param grounding_weight: weight of the grounding total in each ``total``.
+        :return: one :class:`SceneLlmLoss` per item, in order (average them to train).
+        :raises ValueError: for an empty batch, or when an item's targets and ``<ground>``
+            tokens differ in number.
+        """
+        if not items:
+            raise ValueError("compute_batch_loss needs at least one example")
+        for index, item in enumerate(items):
+            count = int((item.example.input_ids == self.token_ids.ground).sum())
+            targets = item.targets
+            given = 0 if targets is None else len(targets.labels)
+            if count != given or (targets is not None and not
+                                  len(targets.centers) == len(targets.sizes) == given):
+                raise ValueError(f"example {index} has {count} {GROUND_TOKEN} tokens but "
+                                 f"{given} target boxes/labels were given")
+        lengths = [int(item.example.input_ids.numel()) for item in items]
+        width = max(lengths)
+        ids = torch.full((len(items), width), self.pad_id, dtype=torch.long, device=self.device)
+        mask = torch.zeros((len(items), width), dtype=torch.long, device=self.device)
+        for b, item in enumerate(items):
+            ids[b, :lengths[b]] = item.example.input_ids.to(self.device)
+            mask[b, :lengths[b]] = 1
+        embeddings = self.llm.get_input_embeddings()(ids)  # (B, T, H)
+        # Scene embeddings once per scene object of the batch (examples often share scenes).
+        scene_inputs: dict[int, torch.Tensor] = {}
+        rows = []
+        for b, item in enumerate(items):
+            key = id(item.scene)
+            if key not in scene_inputs:
+                scene_inputs[key] = self.scene_encoder.scene_embeddings(item.scene)
+            row = splice_embeddings(embeddings[b], ids[b], self.token_ids.scene,
+                                    scene_inputs[key])
+            points = validate_prompt_points(item.prompt_points)
+            rows.append(splice_embeddings(
+                row, ids[b], self.token_ids.point,
+                self.scene_encoder.point_embeddings(points, item.scene.origin)))
+        embeddings = torch.stack(rows)
+        # A mask of all ones is the same as none; leaving it out keeps the fast causal path.
+        attention_mask = None if min(lengths) == width else mask
+        hidden = self._backbone()(inputs_embeds=embeddings, attention_mask=attention_mask,
+                                  use_cache=False).last_hidden_state  # (B, T, H)
+        losses = []
+        for b, item in enumerate(items):
+            row_ids, row_hidden = ids[b, :lengths[b]], hidden[b, :lengths[b]]
+            labels = item.example.labels[1:].to(self.device)
+            # Only answer positions need the LM head (the scene prefix is most of the row).
+            keep = labels != IGNORE_INDEX
+            logits = self.llm.get_output_embeddings()(row_hidden[:-1][keep]).float()
+            language = F.cross_entropy(logits, labels[keep]) if bool(keep.any()) \
+                else logits.sum() * 0.0
+            losses.append(self._example_loss(item, row_ids, row_hidden,
+                                             scene_inputs[id(item.scene)], language,
+                                             grounding_weight))
+        return losses
+
+    def _example_loss(self, item: LossInput, ids: torch.Tensor, hidden: torch.Tensor,
+                      scene_inputs: torch.Tensor, language: torch.Tensor,
+                      grounding_weight: float) -> SceneLlmLoss:
+        """Add the grounding losses of one example (ids (T,), hidden (T, H))."""
+        ground_mask = ids == self.token_ids.ground
+        if item.targets is None or not bool(ground_mask.any()):
             return SceneLlmLoss(total=language, language=language, grounding=None)
-        positions = scene.positions.to(self.device)
+        targets = item.targets
         grounding = grounding_loss(
-            self.grounding_head, hidden[0][ground_mask],
-            hidden[0][ids[0] == self.token_ids.scene], positions,
+            self.grounding_head, hidden[ground_mask], hidden[ids == self.token_ids.scene],
+            item.scene.positions.to(self.device),
             torch.as_tensor(targets.centers, dtype=torch.float32, device=self.device),
             torch.as_tensor(targets.sizes, dtype=torch.float32, device=self.device),
-            self.label_indices(targets.labels))
+            self.label_indices(targets.labels), scene_inputs=scene_inputs)
         return SceneLlmLoss(total=language + grounding_weight * grounding.total,
                             language=language, grounding=grounding)
 
@@ -410,7 +490,11 @@ class SceneLlm(nn.Module):
 
         Layout: ``scene_llm.json``, ``scene_llm.safetensors`` (scene encoder, grounding head),
         ``patch_encoder/`` (built-in encoder), ``llm/`` (LLM + tokenizer, unless the config
-        names an external ``llm_path``) and ``lora_adapter/`` when the LLM has adapters.
+        names an external ``llm_path``) and ``lora_adapter/`` when the LLM has adapters. With an
+        external ``llm_path`` whose tokenizer lacked ``<scene>``/``<ground>``/``<point>``, the
+        embedding and LM-head rows that resizing created are stored in
+        ``scene_llm.safetensors`` too (``llm_added_rows.*``), since the LLM directory lacks
+        them and every load would otherwise draw new random rows.
 
         :raises UnsupportedOperationError: for a quantized LLM (save the full-precision one).
         """
@@ -419,7 +503,9 @@ class SceneLlm(nn.Module):
                                             "full-precision model and quantize when loading")
         with checkpoint.atomic_directory(directory) as temporary:
             self.config.to_json_file(temporary / checkpoint.CONFIG_NAME)
-            checkpoint.save_weights(self._own_modules(), temporary / checkpoint.WEIGHTS_NAME)
+            extra = self._added_rows() if self.config.llm_path is not None else {}
+            checkpoint.save_weights(self._own_modules(), temporary / checkpoint.WEIGHTS_NAME,
+                                    extra=extra)
             if self.config.patch_encoder["type"] == "builtin":
                 if not isinstance(self.patch_encoder, BuiltinPatchEncoder):
                     raise UnsupportedOperationError("the config names the built-in patch "
@@ -435,6 +521,43 @@ class SceneLlm(nn.Module):
                 self.tokenizer.save_pretrained(llm_dir)
             if llm_loading.is_lora(self.llm):
                 self.llm.save_pretrained(temporary / checkpoint.LORA_DIR)
+
+    def _added_rows(self) -> dict[str, torch.Tensor]:
+        """The embedding (and untied LM-head) rows created by resizing, for the checkpoint."""
+        if not self.added_row_ids:
+            return {}
+        ids = torch.tensor(self.added_row_ids, dtype=torch.long)
+        rows = {"ids": ids,
+                "input_embeddings": self.llm.get_input_embeddings().weight[ids].float()}
+        output = self.llm.get_output_embeddings()
+        if output is not None and output.weight is not self.llm.get_input_embeddings().weight:
+            rows["output_embeddings"] = output.weight[ids].float()
+        return {checkpoint.ADDED_ROWS_PREFIX + name: tensor for name, tensor in rows.items()}
+
+    def _restore_added_rows(self, extra: dict[str, torch.Tensor], directory: Path) -> None:
+        """Put saved embedding rows back over the fresh ones resizing just made.
+
+        :raises CheckpointMismatchError: when the saved rows are for other token ids.
+        """
+        prefix = checkpoint.ADDED_ROWS_PREFIX
+        if not extra:
+            if self.added_row_ids and self.config.llm_path is not None:
+                logger.warning("%s has no saved rows for the <scene>/<ground>/<point> tokens "
+                               "added to %s; they are freshly initialised", directory,
+                               self.config.llm_path)
+            return
+        ids = extra[prefix + "ids"].tolist()
+        if ids != self.added_row_ids:
+            raise CheckpointMismatchError(f"{directory} stores embedding rows for token ids "
+                                          f"{ids} but resizing {self.config.llm_path} added "
+                                          f"{self.added_row_ids}")
+        index = torch.tensor(ids, dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            embeddings = self.llm.get_input_embeddings().weight
+            embeddings[index] = extra[prefix + "input_embeddings"].to(embeddings)
+            output = self.llm.get_output_embeddings()
+            if prefix + "output_embeddings" in extra and output is not None:
+                output.weight[index] = extra[prefix + "output_embeddings"].to(output.weight)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device: str = "cpu",
@@ -465,7 +588,8 @@ class SceneLlm(nn.Module):
                                           device=device)
         model = cls(config, llm, tokenizer, encoder)
         model._place_own_modules(torch_dtype)
-        checkpoint.load_weights(model._own_modules(), directory / checkpoint.WEIGHTS_NAME)
+        extra = checkpoint.load_weights(model._own_modules(), directory / checkpoint.WEIGHTS_NAME)
+        model._restore_added_rows(extra, directory)
         own_adapter = directory / checkpoint.LORA_DIR
         if lora_path is not None or own_adapter.is_dir():
             model.load_lora(lora_path if lora_path is not None else own_adapter)

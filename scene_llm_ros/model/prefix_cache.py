@@ -18,11 +18,14 @@ class ScenePrefix:
         generation appends to a cache in place (see :meth:`fresh_cache`).
     :ivar scene_hidden: (K, H) last-layer hidden states at the scene tokens (grounding keys).
     :ivar length: prefix length in tokens.
+    :ivar scene_inputs: (K, H) the scene tokens' input embeddings (grounding keys read them
+        too); None when not kept.
     """
 
     cache: object
     scene_hidden: torch.Tensor
     length: int
+    scene_inputs: torch.Tensor | None = None
 
     def fresh_cache(self):
         """A deep copy of the cache that generation may extend."""

@@ -215,3 +215,60 @@ def test_an_external_llm_directory_is_referenced_not_copied(tmp_path, saved):
     loaded = SceneLlm.from_pretrained(tmp_path / "model")
     snapshot = make_snapshot(40)
     assert _language_loss(loaded, snapshot) == _language_loss(model, snapshot)
+
+
+def _llm_without_scene_tokens(directory):
+    """An external LLM directory whose tokenizer has no <scene>/<ground>/<point>."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from scene_llm_ros.model.tiny import TINY_CHAT_TEMPLATE, build_tiny_llm
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.train_from_iterator(CORPUS, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>",
+                                        eos_token="</s>", pad_token="<pad>")
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    build_tiny_llm(tokenizer, hidden_size=64, num_layers=1, num_heads=2,
+                   intermediate_size=128).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+
+
+def test_rows_added_to_an_external_llm_are_saved_and_restored(tmp_path):
+    from scene_llm_ros.fusion.encoders import encoder_from_spec
+    from scene_llm_ros.model import SceneLlmConfig
+    from scene_llm_ros.model.llm_loading import load_llm, load_tokenizer
+
+    _llm_without_scene_tokens(tmp_path / "external")
+    encoder = encoder_from_spec({"type": "builtin"}, seed=0)
+    config = SceneLlmConfig(feature_dim=encoder.feature_dim, scene_dim=32, llm_hidden_size=64,
+                            grounding_dim=32, llm_path=str(tmp_path / "external"))
+    model = SceneLlm(config, load_llm(tmp_path / "external"),
+                     load_tokenizer(tmp_path / "external"), encoder).eval()
+    ground = model.token_ids.ground
+    assert ground in model.added_row_ids
+    with torch.no_grad():  # as if trained: rows no fresh resize can reproduce
+        model.llm.get_input_embeddings().weight[ground] = 0.5
+        model.llm.get_output_embeddings().weight[ground] = -0.25
+    model.save_pretrained(tmp_path / "model")
+    assert not (tmp_path / "model" / "llm").exists()
+    assert "llm_added_rows.input_embeddings" in load_file(tmp_path / "model" / WEIGHTS_NAME)
+    first = SceneLlm.from_pretrained(tmp_path / "model")
+    second = SceneLlm.from_pretrained(tmp_path / "model")
+    for loaded in (first, second):
+        for get in ("get_input_embeddings", "get_output_embeddings"):
+            expected = getattr(model.llm, get)().weight[model.added_row_ids]
+            torch.testing.assert_close(getattr(loaded.llm, get)().weight[model.added_row_ids],
+                                       expected, rtol=0, atol=0)
+    snapshot = make_snapshot(24, feature_dim=encoder.feature_dim)
+    assert _language_loss(first, snapshot) == _language_loss(model, snapshot)
+    # Rows saved for other token ids than resizing gives are a mismatch, not a silent mix.
+    weights = load_file(tmp_path / "model" / WEIGHTS_NAME)
+    weights["llm_added_rows.ids"] = weights["llm_added_rows.ids"] + 1
+    save_file(weights, tmp_path / "model" / WEIGHTS_NAME)
+    with pytest.raises(CheckpointMismatchError, match="embedding rows for token ids"):
+        SceneLlm.from_pretrained(tmp_path / "model")

@@ -9,6 +9,7 @@ from test_model_support import CORPUS, make_snapshot
 from scene_llm_ros.model import (
     GROUND_TOKEN,
     GroundingTargets,
+    LossInput,
     build_tiny_scene_llm,
     build_training_example,
     grounding_loss,
@@ -141,3 +142,37 @@ def test_prompt_points_reach_the_llm_where_their_placeholders_are():
     assert abs(near.language.item() - far.language.item()) > 1e-4
     with pytest.raises(ValueError, match="1 placeholder tokens .* but 2 embeddings"):
         model.compute_loss(scene, example, prompt_points=np.zeros((2, 3)))
+
+
+def test_a_padded_batch_gives_each_example_its_own_losses_and_gradients():
+    model = build_tiny_scene_llm(CORPUS, labels=["chair", "table"], seed=3)
+    model.train()
+    small = prepare_scene_inputs(make_snapshot(24, seed=1), model.config.feature_dim)
+    large = prepare_scene_inputs(make_snapshot(40, seed=2), model.config.feature_dim)
+    grounded = build_training_example(model.tokenizer, "find the chair",
+                                      f"the chair {GROUND_TOKEN}", task="ground",
+                                      num_scene_tokens=40,
+                                      system_prompt=model.config.system_prompt)
+    targets = GroundingTargets(centers=np.array([[1.0, 1.0, 0.5]]),
+                               sizes=np.array([[0.5, 0.5, 1.0]]), labels=["chair"])
+    caption = build_training_example(model.tokenizer, "what is this?", "a white cabinet",
+                                     task="caption", num_scene_tokens=24, num_points=1,
+                                     system_prompt=model.config.system_prompt)
+    point = np.array([[1.0, 2.0, 0.5]])
+    items = [LossInput(small, caption, prompt_points=point),
+             LossInput(large, grounded, targets=targets)]
+    alone = [model.compute_loss(small, caption, prompt_points=point),
+             model.compute_loss(large, grounded, targets=targets)]
+    sum(loss.total for loss in alone).backward()
+    expected = model.grounding_head.key[0].weight.grad.clone()
+    model.zero_grad()
+    batch = model.compute_batch_loss(items)
+    sum(loss.total for loss in batch).backward()
+    for one, together in zip(alone, batch, strict=True):
+        torch.testing.assert_close(together.total, one.total, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(together.language, one.language, atol=1e-5, rtol=1e-5)
+    assert batch[0].grounding is None and batch[1].grounding is not None
+    torch.testing.assert_close(model.grounding_head.key[0].weight.grad, expected,
+                               atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="at least one example"):
+        model.compute_batch_loss([])

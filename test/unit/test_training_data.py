@@ -44,6 +44,12 @@ def test_config_rejects_unknown_keys_and_encoder_training(tmp_path):
     path.write_text("model: {init: hf, llm_path: /models/x}\nstage: {trainable: [llm]}\n")
     with pytest.raises(TrainingConfigError, match="would not be saved"):
         load_config(path)
+    path.write_text("optim: {micro_batch_size: 0}\n")
+    with pytest.raises(TrainingConfigError, match="micro_batch_size must be >= 1"):
+        load_config(path)
+    path.write_text("optim: {head_lr_multiplier: 0}\n")
+    with pytest.raises(TrainingConfigError, match="head_lr_multiplier must be > 0"):
+        load_config(path)
     path.write_text("model: {init: checkpoint}\n")
     with pytest.raises(TrainingConfigError, match="needs model.checkpoint"):
         load_config(path)

@@ -14,7 +14,7 @@ from scene_llm_ros.model import SceneLlm
 from training.checkpoints import read_training_json
 from training.dataset import SplitScenes
 from training.scene_cache import FrameSelection, SceneTokenCache
-from training.trainer import train
+from training.trainer import Trainer, train
 
 ALIGN = ["feature_lift", "position_embedding", "projector"]
 
@@ -134,3 +134,27 @@ def test_hf_init_wraps_a_local_llm_and_refers_to_it(workspace, tmp_path):
     assert not (result.final_dir / "llm").exists()  # referred to, not copied
     model = SceneLlm.from_pretrained(result.final_dir)
     assert (result.final_dir / "lora_adapter").is_dir() and model.config.grounding_dim == 64
+
+
+def test_micro_batches_match_one_padded_batch_and_the_head_takes_its_own_lr(workspace):
+    data, cache, root = workspace
+
+    def config(out, micro_batch_size):
+        # Prompts of different lengths (QA and grounding) force padding in the one batch.
+        result = stage_config(data, out, sources={"scanqa": 1.0, "scanrefer": 1.0},
+                              per_source=3, trainable=["projector", "grounding_head"],
+                              max_steps=2, examples=3, cache_dir=cache)
+        result.optim.micro_batch_size = micro_batch_size
+        result.optim.head_lr_multiplier = 4.0
+        return result
+
+    together = train(config(root / "batch_all", None))
+    apart = train(config(root / "batch_one", 1))
+    # The second step's loss is computed with the weights the first step's gradients made.
+    # (Weights are not compared: Adam turns float-rounding differences of near-zero
+    # gradients into steps of up to lr.)
+    assert apart.losses == pytest.approx(together.losses, rel=1e-4, abs=1e-6)
+    trainer = Trainer(config(root / "batch_lr", None))
+    scales = {id(p): g["lr_scale"] for g in trainer.optimizer.param_groups for p in g["params"]}
+    for name, parameter in trainer.trainable:
+        assert scales[id(parameter)] == (4.0 if name.startswith("grounding_head.") else 1.0)
