@@ -147,7 +147,8 @@ class FusionNode(WorkerLifecycleNode):
         self._status_pub = self._points_pub = self._patches_pub = None
         self._published_version = {"points": -1, "patches": -1}
         self.add_on_set_parameters_callback(self._on_parameters)
-        forward_python_logging(self.get_logger(), "scene_llm_ros.ingest", "scene_llm_ros.fusion")
+        self._detach_logging = forward_python_logging(
+            self.get_logger(), "scene_llm_ros.ingest", "scene_llm_ros.fusion")
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -154,8 +154,9 @@ class InferenceNode(WorkerLifecycleNode):
             self, AskSceneAction, topics.ASK_SCENE, self._on_goal_execute, callback_group=requests,
             goal_callback=lambda _goal: GoalResponse.ACCEPT, cancel_callback=self._on_cancel)
         self._wake = self.create_guard_condition(lambda: None)
-        forward_python_logging(self.get_logger(), "scene_llm_ros.inference", "scene_llm_ros.model",
-                               "scene_llm_ros.grounding")
+        self._detach_logging = forward_python_logging(
+            self.get_logger(), "scene_llm_ros.inference", "scene_llm_ros.model",
+            "scene_llm_ros.grounding")
 
     # -- lifecycle -------------------------------------------------------------------------
 

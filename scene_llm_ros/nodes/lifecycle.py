@@ -13,6 +13,13 @@ class WorkerLifecycleNode(LifecycleNode):
     what configure built. Subclasses configure in ``on_configure`` and implement the three
     hooks."""
 
+    _detach_logging = None  # set by subclasses that forward core logging to this node
+
+    def destroy_node(self) -> None:
+        if self._detach_logging is not None:
+            self._detach_logging()
+        super().destroy_node()
+
     def _start_worker(self) -> None:
         raise NotImplementedError
 

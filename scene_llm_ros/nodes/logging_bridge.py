@@ -25,19 +25,28 @@ class _RosLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def forward_python_logging(ros_logger, *logger_names: str) -> None:
+def forward_python_logging(ros_logger, *logger_names: str):
     """Send records of the core modules a node drives (``logger_names`` and their children)
     at INFO and above to the node's ``ros_logger``.
 
     Each node names its own modules, so nodes composed in one process do not repeat each
-    other's records; calling it again for the same logger and node changes nothing.
+    other's records.
+
+    :return: a callable that detaches the handlers again (call it when the node is destroyed,
+        or later nodes' records would also appear under the destroyed node's name).
     """
+    attached = []
     for logger_name in logger_names:
         logger = logging.getLogger(logger_name)
-        if any(isinstance(h, _RosLogHandler)
-               and h._ros_logger.name == ros_logger.name  # noqa: SLF001
-               for h in logger.handlers):
-            continue
-        logger.addHandler(_RosLogHandler(ros_logger))
+        handler = _RosLogHandler(ros_logger)
+        logger.addHandler(handler)
+        attached.append((logger, handler))
         if logger.level == logging.NOTSET or logger.level > logging.INFO:
             logger.setLevel(logging.INFO)
+
+    def detach() -> None:
+        for logger, handler in attached:
+            logger.removeHandler(handler)
+        attached.clear()
+
+    return detach
