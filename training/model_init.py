@@ -5,8 +5,8 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from scene_llm_ros.fusion.encoders import encoder_from_spec
 from scene_llm_ros.model import SceneLlm, SceneLlmConfig, build_tiny_scene_llm, llm_loading
-from scene_llm_ros.model.patch_encoders import patch_encoder_from_spec
 from training.config import TrainConfig
 from training.errors import TrainingConfigError
 
@@ -50,7 +50,7 @@ def build_model(config: TrainConfig, corpus: Iterable[str], *,
 def _from_hf_llm(config: TrainConfig, device: str) -> SceneLlm:
     """A pretrained local LLM with fresh, seeded scene modules and patch encoder."""
     spec = dict(config.model.scene_config.get("patch_encoder", {"type": "builtin"}))
-    encoder = patch_encoder_from_spec(spec, seed=config.seed, device=device)
+    encoder = encoder_from_spec(spec, seed=config.seed, device=device)
     llm = llm_loading.load_llm(config.model.llm_path, device=device,
                                quantization=config.model.quantization)
     tokenizer = llm_loading.load_tokenizer(config.model.llm_path)
