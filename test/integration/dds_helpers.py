@@ -1,6 +1,8 @@
 """Helpers of the DDS tests: a fake camera publishing posed RGB-D, service calls, waiting."""
 from __future__ import annotations
 
+import signal
+import subprocess
 import threading
 import time
 
@@ -100,3 +102,12 @@ class StatusWatcher:
     def drops(self) -> dict[str, int]:
         msg = self.latest
         return {r: c for r, c in zip(msg.drop_reasons, msg.drop_counts, strict=True) if c}
+
+
+def interrupt(process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Ctrl-C a node process as a terminal would; kill it if it does not stop in time."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()

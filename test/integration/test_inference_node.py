@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dds_helpers import Camera, StatusWatcher, call, wait_for
+from dds_helpers import Camera, StatusWatcher, call, interrupt, wait_for
 from geometry_msgs.msg import Point
 from rclpy.action import ActionClient
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -301,11 +300,7 @@ def test_fusion_node_in_another_process(ros, scene, tmp_path):
                             "an answer about the latest fused scene")
         assert response.header.frame_id == "map"
     finally:
-        fusion.send_signal(signal.SIGINT)
-        try:
-            fusion.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            fusion.kill()
+        interrupt(fusion)
     assert fusion.returncode == 0, fusion.stdout.read()
 
 

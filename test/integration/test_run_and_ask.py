@@ -4,13 +4,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 
 import pytest
 import yaml
-from dds_helpers import Camera, wait_for
+from dds_helpers import Camera, interrupt, wait_for
 
 from scene_llm_ros.data.synth import SynthConfig, generate_scene
 from scene_llm_ros.model import build_tiny_scene_llm
@@ -56,9 +55,5 @@ def test_run_serves_ask_with_the_scene_shared_in_memory(ros, tmp_path):
         bad = ask("   ")
         assert bad.returncode == 1 and json.loads(bad.stdout)["error_code"] == "BAD_REQUEST"
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        interrupt(server)
     assert server.returncode == 0, server.stdout.read()
