@@ -30,26 +30,37 @@ class TransformTrack:
     """
 
     def __init__(self, name: str, *, tolerance_ns: int = DEFAULT_TOLERANCE_NS,
-                 history_ns: int | None = None) -> None:
+                 history_ns: int | None = None, jump_back_ns: int | None = None) -> None:
         """:param name: what the track is, for error messages (e.g. ``map -> camera_link``).
         :param history_ns: keep only samples this much older than the newest one (a live
             stream would otherwise grow without bound); None keeps everything.
+        :param jump_back_ns: a sample this much older than the newest one means the source
+            started over (a bag loop): the earlier samples are forgotten. None never forgets.
         """
         self.name = name
         self.tolerance_ns = int(tolerance_ns)
         self.history_ns = history_ns
+        self.jump_back_ns = jump_back_ns
         self._stamps: list[int] = []
         self._transforms: list[np.ndarray] = []
         self._sorted = True
+        self._newest_ns: int | None = None
 
     def __len__(self) -> int:
         return len(self._stamps)
 
     def add(self, stamp_ns: int, T: np.ndarray) -> None:
         """Add a sample; a repeated stamp replaces the earlier sample."""
+        stamp_ns = int(stamp_ns)
+        newest = self._newest_ns
+        if (self.jump_back_ns is not None and newest is not None
+                and stamp_ns < newest - self.jump_back_ns):
+            self.clear()
+            newest = None
         if self._stamps and stamp_ns <= self._stamps[-1]:
             self._sorted = False
-        self._stamps.append(int(stamp_ns))
+        self._newest_ns = stamp_ns if newest is None else max(newest, stamp_ns)
+        self._stamps.append(stamp_ns)
         self._transforms.append(np.asarray(T, dtype=np.float64))
         if self.history_ns is not None and len(self._stamps) % 64 == 0:
             self._prune()
@@ -65,6 +76,7 @@ class TransformTrack:
         self._stamps.clear()
         self._transforms.clear()
         self._sorted = True
+        self._newest_ns = None
 
     def _sort(self) -> None:
         # Keep the last sample of each stamp: a later message corrects an earlier one.
@@ -115,12 +127,14 @@ class TFBuffer:
     """
 
     def __init__(self, *, tolerance_ns: int = DEFAULT_TOLERANCE_NS,
-                 history_ns: int | None = None) -> None:
+                 history_ns: int | None = None, jump_back_ns: int | None = None) -> None:
         """:param tolerance_ns: how far each dynamic edge may be read outside its samples.
         :param history_ns: how much history each dynamic edge keeps (None: everything).
+        :param jump_back_ns: see :class:`TransformTrack`; applies to each dynamic edge.
         """
         self.tolerance_ns = int(tolerance_ns)
         self.history_ns = history_ns
+        self.jump_back_ns = jump_back_ns
         self._parent: dict[str, str] = {}
         self._static: dict[str, np.ndarray] = {}
         self._dynamic: dict[str, TransformTrack] = {}
@@ -154,7 +168,7 @@ class TFBuffer:
             if track is None:
                 track = self._dynamic[child] = TransformTrack(
                     f"{parent} -> {child}", tolerance_ns=self.tolerance_ns,
-                    history_ns=self.history_ns)
+                    history_ns=self.history_ns, jump_back_ns=self.jump_back_ns)
             track.add(stamp_ns, T_parent_child)
 
     def clear_dynamic(self) -> None:

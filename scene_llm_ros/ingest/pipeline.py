@@ -148,14 +148,15 @@ class IngestPipeline:
             self._accept(color, depth)
 
     def _time_jumped(self, stream: int, stamp_ns: int, newest: int) -> None:
-        # As tf2 does on a jump back: clear time-indexed history, keep the map (same place).
-        logger.warning("time jumped back %.3f s on the %s stream: clearing buffered frames and "
-                       "pose history", (newest - stamp_ns) * 1e-9,
+        # Clear the image history, keep the map (same place). The pose sources forget their own
+        # history when their stamps jump: clearing them here would also drop the poses of the
+        # new loop that arrived before this image.
+        logger.warning("time jumped back %.3f s on the %s stream: clearing buffered frames",
+                       (newest - stamp_ns) * 1e-9,
                        "colour" if stream == _COLOR else "depth")
         stale = len(self._queue) + self._sync.buffered(_COLOR)
         self._sync.clear()
         self._queue.clear()
-        self.poses.clear()
         self._newest_stamp = {_COLOR: None, _DEPTH: None}
         self._newest_stamp[stream] = stamp_ns
         self._last_accepted_ns = None

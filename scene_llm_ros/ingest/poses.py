@@ -18,6 +18,10 @@ from scene_llm_ros.geometry.tf_buffer import TFBuffer, TransformLookupError, Tra
 HISTORY_NS = 60_000_000_000
 
 
+def _ns(seconds: float | None) -> int | None:
+    return None if seconds is None else int(seconds * 1e9)
+
+
 class PoseFrameError(TransformLookupError):
     """The pose source speaks of another scene frame than the configured one."""
 
@@ -31,18 +35,23 @@ class PoseLookup(Protocol):
         """
 
     def clear(self) -> None:
-        """Forget time-varying history (time jumped back)."""
+        """Forget time-varying history (the scene was reset)."""
 
 
 class TFPoseSource:
     """Poses from /tf and /tf_static messages, chained from the scene frame to the camera."""
 
-    def __init__(self, scene_frame: str, *, camera_frame: str = "") -> None:
-        """:param camera_frame: frame to look up instead of the image's frame_id ("" = that)."""
+    def __init__(self, scene_frame: str, *, camera_frame: str = "",
+                 time_jump_s: float | None = None) -> None:
+        """:param camera_frame: frame to look up instead of the image's frame_id ("" = that).
+        :param time_jump_s: a transform stamped this much before the newest one of its edge
+            means the source started over (a bag loop): that edge's history is forgotten.
+        """
         self.scene_frame = scene_frame
         self.camera_frame = camera_frame
         self._lock = threading.Lock()
-        self._buffer = TFBuffer(tolerance_ns=0, history_ns=HISTORY_NS)
+        self._buffer = TFBuffer(tolerance_ns=0, history_ns=HISTORY_NS,
+                                jump_back_ns=_ns(time_jump_s))
 
     def add_transform(self, parent: str, child: str, stamp_ns: int, T_parent_child: np.ndarray,
                       *, static: bool) -> None:
@@ -76,12 +85,14 @@ class TopicPoseSource:
     """
 
     def __init__(self, scene_frame: str, *, body_frame: str = "",
-                 tf: TFPoseSource | None = None) -> None:
+                 tf: TFPoseSource | None = None, time_jump_s: float | None = None) -> None:
+        """:param time_jump_s: as for :class:`TFPoseSource`, for the pose topic's samples."""
         self.scene_frame = scene_frame
         self.body_frame = body_frame
         self._tf = tf
         self._lock = threading.Lock()
-        self._track = TransformTrack("pose topic", tolerance_ns=0, history_ns=HISTORY_NS)
+        self._track = TransformTrack("pose topic", tolerance_ns=0, history_ns=HISTORY_NS,
+                                     jump_back_ns=_ns(time_jump_s))
         self._foreign_frame: str | None = None
 
     def add_pose(self, frame_id: str, stamp_ns: int, T_scene_body: np.ndarray,

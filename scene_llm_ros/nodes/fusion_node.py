@@ -15,7 +15,7 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (
     DurabilityPolicy,
@@ -189,9 +189,10 @@ class FusionNode(WorkerLifecycleNode):
             return TransitionCallbackReturn.FAILURE
 
         self.fusion = SceneFusion(fusion_config, encoder=encoder, scene_frame=p["scene_frame"])
-        self._tf = TFPoseSource(p["scene_frame"])
+        self._tf = TFPoseSource(p["scene_frame"], time_jump_s=p["time_jump_s"])
         poses = self._tf if p["pose_source"] == "tf" else TopicPoseSource(
-            p["scene_frame"], body_frame=p["pose_body_frame"], tf=self._tf)
+            p["scene_frame"], body_frame=p["pose_body_frame"], tf=self._tf,
+            time_jump_s=p["time_jump_s"])
         self.pipeline = IngestPipeline(self.fusion, poses, ingest_config)
         self._create_entities(p, image_qos)
         self.get_logger().info(
@@ -200,11 +201,14 @@ class FusionNode(WorkerLifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _create_entities(self, p: dict, image_qos: QoSProfile) -> None:
-        inputs = ReentrantCallbackGroup()  # callbacks only buffer: let them run concurrently
+        # Input callbacks only buffer, so streams run concurrently; each stream has its own
+        # exclusive group so that its messages are handled in the order they arrive (a shared
+        # reentrant group could swap two images and fake a jump back in time).
+        new_input_group = MutuallyExclusiveCallbackGroup
         outputs = MutuallyExclusiveCallbackGroup()
         services = MutuallyExclusiveCallbackGroup()
         sub = self.create_subscription
-        self._subscriptions_made = self._image_subscriptions(p, image_qos, inputs)
+        self._subscriptions_made = self._image_subscriptions(p, image_qos, new_input_group)
         if TFMessage is not None:
             tf_qos = QoSProfile(depth=_POSE_HISTORY, reliability=ReliabilityPolicy.RELIABLE)
             static_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
@@ -212,17 +216,17 @@ class FusionNode(WorkerLifecycleNode):
             self._subscriptions_made += [
                 sub(TFMessage, "/tf",
                     guarded(self, lambda msg: self._on_tf(msg, static=False), "/tf"),
-                    tf_qos, callback_group=inputs),
+                    tf_qos, callback_group=new_input_group()),
                 sub(TFMessage, "/tf_static",
                     guarded(self, lambda msg: self._on_tf(msg, static=True), "/tf_static"),
-                    static_qos, callback_group=inputs),
+                    static_qos, callback_group=new_input_group()),
             ]
         if p["pose_source"] == "topic":
             pose_type = PoseStamped if p["pose_topic_type"] == "pose_stamped" else Odometry
             self._subscriptions_made.append(sub(pose_type, topics.POSE,
                                                 guarded(self, self._on_pose, "pose"),
                                                 _POSE_HISTORY,
-                                                callback_group=inputs))
+                                                callback_group=new_input_group()))
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         publisher = self.create_lifecycle_publisher
@@ -246,7 +250,7 @@ class FusionNode(WorkerLifecycleNode):
         ]
         self._last_scene_publish = {"points": 0.0, "patches": 0.0}
 
-    def _image_subscriptions(self, p: dict, qos: QoSProfile, group) -> list:
+    def _image_subscriptions(self, p: dict, qos: QoSProfile, new_group: type) -> list:
         pipeline = self.pipeline
         if p["use_message_filters"]:
             try:
@@ -269,13 +273,13 @@ class FusionNode(WorkerLifecycleNode):
         return [
             self.create_subscription(Image, topics.COLOR_IMAGE,
                                      guarded(self, pipeline.add_color, "colour image"), qos,
-                                     callback_group=group),
+                                     callback_group=new_group()),
             self.create_subscription(Image, topics.DEPTH_IMAGE,
                                      guarded(self, pipeline.add_depth, "depth image"), qos,
-                                     callback_group=group),
+                                     callback_group=new_group()),
             self.create_subscription(CameraInfo, topics.CAMERA_INFO,
                                      guarded(self, pipeline.add_camera_info, "camera info"),
-                                     qos, callback_group=group),
+                                     qos, callback_group=new_group()),
         ]
 
     def _start_worker(self) -> None:

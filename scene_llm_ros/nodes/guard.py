@@ -5,6 +5,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from rclpy.exceptions import InvalidHandle
+
 #: Seconds between two logs of the same failing callback.
 LOG_PERIOD_S = 5.0
 
@@ -22,6 +24,11 @@ def guarded(node, callback: Callable[..., Any], what: str,
     def run(*args):
         try:
             return callback(*args)
+        except InvalidHandle:
+            # A publisher or client was destroyed under a running callback: the node is
+            # shutting down, as rclpy's executor itself assumes.
+            node.get_logger().debug(f"{what} skipped: the node is being destroyed")
+            return fallback(*args) if fallback is not None else None
         except Exception as exc:  # noqa: BLE001 - the executor must keep serving
             node.get_logger().error(f"{what} failed: {type(exc).__name__}: {exc}",
                                     throttle_duration_sec=LOG_PERIOD_S)

@@ -66,9 +66,10 @@ class Rig:
     def __init__(self, encoder, *, pose_source=None, **config) -> None:
         config.setdefault("pose_wait_s", 0.05)
         self.fusion = SceneFusion(FusionConfig(voxel_size_m=0.05), encoder=encoder)
-        self.tf = TFPoseSource("map")
+        config = IngestConfig(**config)
+        self.tf = TFPoseSource("map", time_jump_s=config.time_jump_s)
         self.poses = pose_source or self.tf
-        self.pipeline = IngestPipeline(self.fusion, self.poses, IngestConfig(**config))
+        self.pipeline = IngestPipeline(self.fusion, self.poses, config)
         self.pipeline.start()
 
     def pose(self, i: int) -> None:
@@ -226,6 +227,21 @@ def test_time_jump_back_clears_history_and_the_new_loop_is_fused(rig):
         r.send(i)
     assert r.drops() == {"time_jump": 1}
     assert r.pipeline.stats().frames_integrated == 15 + 4
+
+
+def test_poses_of_the_new_loop_that_arrive_before_its_images_are_kept(rig):
+    # Pose and image topics are delivered independently: after a bag loop the poses of the
+    # new loop can arrive before the first image that shows the jump.
+    r = rig(queue_size=32)
+    for i in range(0, 90, 6):
+        r.send(i)
+    assert r.drops() == {}
+    for i in (-1, 1, 5, 7):
+        r.pose(i)
+    r.send(0, pose=False)
+    r.send(6, pose=False)
+    assert r.drops() == {"time_jump": 1}
+    assert r.pipeline.stats().frames_integrated == 15 + 1
 
 
 def test_burst_is_bounded_and_every_frame_accounted_for(rig):

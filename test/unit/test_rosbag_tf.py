@@ -60,6 +60,18 @@ def test_dynamic_edge_interpolates_and_refuses_to_extrapolate():
         tf.lookup("map", "cam", -11 * MS)
 
 
+def test_dynamic_edge_forgets_its_history_when_its_stamps_jump_back():
+    tf = TFBuffer(tolerance_ns=0, jump_back_ns=1000 * MS)
+    for stamp_ms, x in ((0, 0.0), (2000, 2.0), (1500, 1.5)):  # 0.5 s back: out of order only
+        tf.add_dynamic("map", "cam", stamp_ms * MS, make_transform(np.eye(3), [x, 0.0, 0.0]))
+    np.testing.assert_allclose(tf.lookup("map", "cam", 1000 * MS)[:3, 3], [1.0, 0.0, 0.0])
+    tf.add_dynamic("map", "cam", 100 * MS, make_transform(np.eye(3), [9.0, 0.0, 0.0]))  # loop
+    tf.add_dynamic("map", "cam", 200 * MS, make_transform(np.eye(3), [10.0, 0.0, 0.0]))
+    np.testing.assert_allclose(tf.lookup("map", "cam", 150 * MS)[:3, 3], [9.5, 0.0, 0.0])
+    with pytest.raises(TransformLookupError, match="extrapolate"):
+        tf.lookup("map", "cam", 1000 * MS)  # the samples of the first loop are gone
+
+
 def _image_messages(stamp_ns: int, frame, *, depth_frame: str = "optical",
                     depth_size: tuple[int, int] | None = None):
     depth = frame.depth
