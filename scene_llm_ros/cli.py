@@ -20,8 +20,8 @@ from scene_llm_ros.nodes.runtime import prefer_passive_openmp
 NODE_VERBS = ("run", "evaluate")
 
 # Verb modules in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("synth", "bag", "fuse", "run", "ask", "evaluate", "train",
-                                    "eval_offline")
+COMMAND_MODULES: tuple[str, ...] = ("synth", "bag", "fuse", "run", "ask", "evaluate",
+                                    "align_encoder", "train", "eval_offline")
 
 
 def build_parser() -> argparse.ArgumentParser:

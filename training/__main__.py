@@ -1,8 +1,9 @@
-"""`python -m training`: the ``scene-llm train`` and ``eval-offline`` verbs without the CLI.
+"""`python -m training`: the ``scene-llm`` training verbs without the CLI.
 
     python -m training --config training/configs/stage1_alignment.yaml --out runs/stage1
     torchrun --nproc_per_node=2 -m training --config training/configs/stage1_alignment.yaml
     python -m training eval-offline --checkpoint runs/stage3/final --data DIR --out DIR
+    python -m training align-encoder --config training/configs/encoder_alignment.yaml
 
 Arguments without a verb are those of ``train``.
 """
@@ -12,7 +13,7 @@ import sys
 
 from scene_llm_ros.cli import main
 
-VERBS = ("train", "eval-offline", "eval_offline")
+VERBS = ("align-encoder", "train", "eval-offline", "eval_offline")
 
 
 def run(argv: list[str]) -> int:

@@ -138,8 +138,8 @@ class StageConfig:
             raise TrainingConfigError(
                 "stage.trainable 'patch_encoder' is not supported: scene tokens are fused once "
                 "per scene and cached, and fusion pools encoder features outside autograd; "
-                "train the built-in encoder's features through the projector instead (see "
-                "training/README.md)")
+                "train the built-in encoder first with `scene-llm align-encoder` and load it "
+                "with model.tiny.patch_encoder: {type: builtin, path: DIR}")
         unknown = sorted(set(self.trainable) - set(TRAINABLE_GROUPS))
         if unknown or not self.trainable:
             raise TrainingConfigError(f"stage.trainable must be a non-empty subset of "
@@ -239,7 +239,8 @@ _SECTIONS = {"data": DataConfig, "fusion": FusionConfig, "model": ModelInitConfi
              "stage": StageConfig, "optim": OptimConfig, "run": RunConfig}
 
 
-def _section(name: str, cls: type, values: Any, where: str):
+def section_from_mapping(name: str, cls: type, values: Any, where: str):
+    """Validate one YAML section into ``cls``; unknown keys and bad values are errors."""
     if values is None:
         values = {}
     if not isinstance(values, dict):
@@ -273,7 +274,7 @@ def config_from_dict(values: dict[str, Any], *, where: str = "config") -> TrainC
     seed = values.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TrainingConfigError(f"{where}: seed must be an int, got {seed!r}")
-    sections = {name: _section(name, cls, values.get(name), where)
+    sections = {name: section_from_mapping(name, cls, values.get(name), where)
                 for name, cls in _SECTIONS.items()}
     config = TrainConfig(seed=seed, **sections)
     if config.model.init == "hf" and "llm" in config.stage.trainable:

@@ -2,11 +2,13 @@
 
 Questions are phrased by the same builders as training with phrasing 0 (the plain request a
 user sends), scenes are fused by the same cache, and answers come from ``SceneLlm.answer``,
-the inference node's call. Each task becomes :class:`~scene_llm_ros.metrics.EvalRecord`
-items for :func:`scene_llm_ros.metrics.evaluate`.
+the inference node's call; predicted boxes are refined on the fused surface as the inference
+engine refines them (``refine=False`` scores the model's raw boxes). Each task becomes
+:class:`~scene_llm_ros.metrics.EvalRecord` items for :func:`scene_llm_ros.metrics.evaluate`.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from scene_llm_ros.data import annotations as ann
+from scene_llm_ros.grounding import estimate_floor_height, ground_object
 from scene_llm_ros.metrics import EvalRecord, scanqa_eval_records, sqa3d_eval_records
 from scene_llm_ros.model import Answer, SceneLlm
 from training import examples
@@ -51,15 +54,18 @@ class OfflineEvaluator:
     :param scenes: the split's scenes.
     :param cache: scene tokens (same encoder and fusion settings as training).
     :param max_new_tokens: answer length limit (None: the model's default).
+    :param refine: refine boxes on the fused surface, as the inference engine does.
     """
 
     def __init__(self, model: SceneLlm, scenes: SplitScenes, cache: SceneTokenCache, *,
-                 max_new_tokens: int | None = None) -> None:
+                 max_new_tokens: int | None = None, refine: bool = True) -> None:
         self.model = model
         self.scenes = scenes
         self.cache = cache
         self.max_new_tokens = max_new_tokens
+        self.refine = refine
         self._snapshots: dict = {}
+        self._floors: dict[str, float | None] = {}
 
     def _ask(self, sample: examples.InstructionSample, run: EvalRun) -> Answer:
         if sample.scene_id not in self._snapshots:
@@ -72,11 +78,28 @@ class OfflineEvaluator:
                                    task=sample.task, prompt_points=points,
                                    situation=sample.situation,
                                    max_new_tokens=self.max_new_tokens)
+        if self.refine:
+            answer = self._refined(answer, sample.scene_id)
         run.predictions.append({"task": sample.source, "id": sample.sample_id,
                                 "scene_id": sample.scene_id, "question": sample.question,
                                 "situation": sample.situation, "answer": answer.text,
                                 "boxes": _boxes(answer).round(4).tolist()})
         return answer
+
+    def _refined(self, answer: Answer, scene_id: str) -> Answer:
+        """The answer with each box cut from the fused surface (InferenceEngine's step)."""
+        snapshot = self._snapshots[scene_id]
+        if not answer.objects or not len(snapshot.points):
+            return answer
+        voxel = snapshot.voxel_size_m
+        if scene_id not in self._floors:
+            self._floors[scene_id] = estimate_floor_height(snapshot.points, voxel_size=voxel)
+        objects = []
+        for obj in answer.objects:
+            geometry = ground_object(snapshot.points, obj.center, obj.size, voxel_size=voxel,
+                                     floor_z=self._floors[scene_id])
+            objects.append(dataclasses.replace(obj, center=geometry.center, size=geometry.size))
+        return dataclasses.replace(answer, objects=objects)
 
     def _usable(self, task: str, records: list, limit: int | None, run: EvalRun,
                 build: Callable) -> list[tuple]:

@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 
 #: Bump when the cached arrays or their meaning change.
 CACHE_FORMAT_VERSION = 1
-_TENSORS = ("positions", "features", "counts", "bounds_min", "bounds_max")
+_TENSORS = ("positions", "features", "counts", "bounds_min", "bounds_max", "points",
+            "voxel_size_m")
 
 
 @dataclass(frozen=True)
@@ -130,13 +131,20 @@ def fuse_scene(scene_dir: str | Path, *, encoder: PatchEncoder, fusion: FusionCo
 
 
 def _snapshot_from_arrays(arrays: dict[str, np.ndarray]) -> SceneSnapshot:
-    # Training and offline answers only read tokens and bounds; the surface points and the
-    # keyframe (for masks) are not cached.
+    # Training reads tokens and bounds, offline evaluation also the surface points (to refine
+    # boxes as the inference node does); colours and the keyframe (masks) are not cached.
+    points = arrays["points"]
     return SceneSnapshot(positions=arrays["positions"], features=arrays["features"],
                          counts=arrays["counts"], total_tokens=len(arrays["positions"]),
                          scene_version=1, stamp_ns=0, scene_frame="map", keyframe=None,
                          bounds_min=arrays["bounds_min"], bounds_max=arrays["bounds_max"],
-                         points=np.zeros((0, 3), np.float32), colors=np.zeros((0, 3), np.uint8))
+                         points=points, colors=np.zeros((len(points), 3), np.uint8),
+                         voxel_size_m=float(arrays["voxel_size_m"]))
+
+
+def _arrays(snapshot: SceneSnapshot) -> dict[str, np.ndarray]:
+    return {name: np.array(getattr(snapshot, name), dtype=np.float64 if name == "voxel_size_m"
+                           else None) for name in _TENSORS}
 
 
 class SceneTokenCache:
@@ -186,13 +194,11 @@ class SceneTokenCache:
         self._write(path, snapshot)
         logger.info("fused %s: %d tokens -> %s", Path(scene_dir).name, len(snapshot.positions),
                     path.name)
-        return _snapshot_from_arrays({name: np.asarray(getattr(snapshot, name))
-                                      for name in _TENSORS})
+        return _snapshot_from_arrays(_arrays(snapshot))
 
     def _write(self, path: Path, snapshot: SceneSnapshot) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        tensors = {name: torch.from_numpy(np.array(getattr(snapshot, name)))
-                   for name in _TENSORS}
+        tensors = {name: torch.from_numpy(array) for name, array in _arrays(snapshot).items()}
         # Write then rename, so a concurrent reader (another rank) never sees half a file.
         temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         save_file(tensors, str(temporary), metadata={"encoder": self.encoder.identity,

@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--logs", type=Path, nargs="*",
                         help="runs whose TensorBoard curves to plot (default: the "
                              "checkpoint's run)")
+    parser.add_argument("--no-refine", action="store_true",
+                        help="score the model's raw boxes instead of refining them on the "
+                             "fused surface as the inference node does")
     parser.add_argument("--no-meteor", action="store_true",
                         help="skip METEOR (it starts a Java process)")
     parser.set_defaults(func=run)
@@ -78,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
                             frames=FrameSelection(int(frames.get("every_nth", 1)),
                                                   frames.get("max_frames")))
     scenes = SplitScenes.discover(args.data, args.split)
-    evaluator = OfflineEvaluator(model, scenes, cache, max_new_tokens=args.max_new_tokens)
+    evaluator = OfflineEvaluator(model, scenes, cache, max_new_tokens=args.max_new_tokens,
+                                 refine=not args.no_refine)
     result_run = run_offline_evaluation(evaluator,
                                         annotations_dir=args.annotations or
                                         args.data / "annotations",
@@ -92,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     result = evaluate(result_run.records, meteor=not args.no_meteor)
     result.notes.extend(result_run.notes)
+    if args.no_refine:
+        result.notes.append("boxes are the model's raw predictions (--no-refine)")
     json_path, markdown_path = write_report(result, args.out)
     logs = args.logs if args.logs else [args.checkpoint]
     png = plot_training_curves({Path(p).name if Path(p).name not in ("final", "tensorboard")

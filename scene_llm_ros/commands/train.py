@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", type=Path, help="dataset root (overrides data.root)")
     parser.add_argument("--init-from", type=Path,
                         help="checkpoint to start from, e.g. the previous stage's final/")
+    parser.add_argument("--encoder", type=Path,
+                        help="a built-in patch encoder directory from `scene-llm align-encoder` "
+                             "for a tiny model (sets model.tiny.patch_encoder)")
     parser.add_argument("--max-steps", type=int, help="optimizer steps (overrides "
                                                       "optim.max_steps, and so the schedule)")
     parser.add_argument("--stop-after", type=int,
@@ -56,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides=overrides)
     if args.seed is not None:
         config.seed = args.seed
+    if args.encoder is not None:
+        config.model.tiny["patch_encoder"] = {"type": "builtin", "path": str(args.encoder)}
     result = train(config, resume=args.resume, stop_after=args.stop_after)
     if result.losses:
         _LOG.info("steps %d-%d, last loss %.4f, %.3f s/step, %.1f examples/s -> %s",

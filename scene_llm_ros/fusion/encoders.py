@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from scene_llm_ros.embedded import resolve_model_path
 from scene_llm_ros.errors import DataFormatError
 
 #: Bumped whenever image preprocessing changes, so features cached under an encoder's
@@ -73,6 +74,8 @@ class BuiltinEncoderConfig:
     :ivar patch_size: pixels per patch edge (the CNN's total stride, fixed at 16).
     :ivar feature_dim: output channels per patch.
     :ivar hidden_dim: channels of the middle stages.
+    :ivar context_layers: residual dilated 3x3 layers after the last stride; each widens the
+        receptive field (dilation 1, 2, 1, 2...) so a patch sees the object around it.
     """
 
     image_height: int = 192
@@ -80,17 +83,21 @@ class BuiltinEncoderConfig:
     patch_size: int = 16
     feature_dim: int = 128
     hidden_dim: int = 96
+    context_layers: int = 2
 
     def __post_init__(self) -> None:
         if self.patch_size != 16:
             raise ValueError(f"the built-in encoder has a stride of 16, got {self.patch_size}")
+        if self.context_layers < 0:
+            raise ValueError(f"context_layers must be >= 0, got {self.context_layers}")
         if self.image_height % 16 or self.image_width % 16:
             raise ValueError(f"image size must be a multiple of 16, got "
                              f"{self.image_height}x{self.image_width}")
 
 
 class BuiltinPatchNet(nn.Module):
-    """A small strided CNN: 4x4 stem, two residual 3x3 stages, total stride 16."""
+    """A small strided CNN: 4x4 stem, two residual 3x3 stages, total stride 16, then residual
+    dilated context layers."""
 
     def __init__(self, config: BuiltinEncoderConfig) -> None:
         super().__init__()
@@ -100,6 +107,11 @@ class BuiltinPatchNet(nn.Module):
         self.down1 = nn.Sequential(nn.Conv2d(h // 2, h, 2, stride=2), nn.GELU())
         self.stage2 = nn.Sequential(nn.Conv2d(h, h, 3, padding=1), nn.GELU())
         self.down2 = nn.Conv2d(h, config.feature_dim, 2, stride=2)
+        width = config.feature_dim
+        self.context = nn.ModuleList(
+            nn.Sequential(nn.GELU(), nn.Conv2d(width, width, 3, padding=1 + i % 2,
+                                               dilation=1 + i % 2))
+            for i in range(config.context_layers))
         self.norm = nn.LayerNorm(config.feature_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,6 +121,8 @@ class BuiltinPatchNet(nn.Module):
         x = self.down1(x)
         x = x + self.stage2(x)
         x = self.down2(x)
+        for layer in self.context:
+            x = x + layer(x)
         return self.norm(x.permute(0, 2, 3, 1))
 
 
@@ -139,11 +153,14 @@ class BuiltinPatchEncoder(PatchEncoder):
     def identity(self) -> str:
         return self._identity
 
+    def preprocess(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 (B, H, W, 3) RGB -> the network's normalised input on the device."""
+        return _to_tensor(images, (self.config.image_height, self.config.image_width),
+                          IMAGENET_MEAN, IMAGENET_STD).to(self.device)
+
     @torch.inference_mode()
     def encode(self, images: np.ndarray) -> np.ndarray:
-        x = _to_tensor(images, (self.config.image_height, self.config.image_width),
-                       IMAGENET_MEAN, IMAGENET_STD).to(self.device)
-        return self.net(x).float().cpu().numpy()
+        return self.net(self.preprocess(images)).float().cpu().numpy()
 
     def save_pretrained(self, directory: Path) -> None:
         """Write config JSON and safetensors weights into ``directory``."""
@@ -252,10 +269,11 @@ def encoder_from_spec(spec: dict, *, checkpoint_dir: str | Path | None = None,
                       device: str = "cpu", seed: int = 0) -> PatchEncoder:
     """Build or load the encoder a model config describes (its ``patch_encoder`` entry).
 
-    :param spec: ``{"type": "builtin"}`` or ``{"type": "hf", "path": DIR, "layer": -2,
-        "image_size": None}``.
+    :param spec: ``{"type": "builtin"}`` (optionally ``"path": DIR``, a trained encoder
+        written by :meth:`BuiltinPatchEncoder.save_pretrained`) or ``{"type": "hf", "path":
+        DIR, "layer": -2, "image_size": None}``.
     :param checkpoint_dir: a checkpoint whose ``patch_encoder/`` holds the built-in
-        encoder's weights; None builds a fresh seeded built-in encoder.
+        encoder's weights; None loads the spec's ``path`` or builds a fresh seeded one.
     :param device: ``"cpu"`` or ``"cuda:N"``.
     :param seed: seed of a fresh built-in encoder.
     :raises DataFormatError: when the weights or the vision tower cannot be read.
@@ -266,6 +284,8 @@ def encoder_from_spec(spec: dict, *, checkpoint_dir: str | Path | None = None,
         if checkpoint_dir is not None:
             return BuiltinPatchEncoder.from_pretrained(Path(checkpoint_dir) / PATCH_ENCODER_DIR,
                                                        device=device)
+        if spec.get("path"):
+            return BuiltinPatchEncoder.from_pretrained(Path(spec["path"]), device=device)
         return BuiltinPatchEncoder(BuiltinEncoderConfig(), seed=seed, device=device)
     if kind == "hf":
         return HFVisionPatchEncoder(spec["path"], layer=int(spec.get("layer", -2)),
@@ -277,17 +297,17 @@ def load_patch_encoder(spec: str, *, device: str = "cpu", layer: int = -2,
                        image_size: int | None = None) -> PatchEncoder:
     """The patch encoder named by ``spec``, as the nodes' ``patch_encoder`` parameter gives it.
 
-    :param spec: ``builtin`` (the built-in encoder with its initial weights), a directory
-        written by :meth:`BuiltinPatchEncoder.save_pretrained`, a model checkpoint directory
-        (the encoder its ``scene_llm.json`` names), or a local Hugging Face CLIP/SigLIP
-        directory.
+    :param spec: ``builtin`` (the built-in encoder with its initial weights), ``embedded``
+        (the encoder of the embedded default model), a directory written by
+        :meth:`BuiltinPatchEncoder.save_pretrained`, a model checkpoint directory (the encoder
+        its ``scene_llm.json`` names), or a local Hugging Face CLIP/SigLIP directory.
     :param layer: hidden layer of a Hugging Face vision tower given directly.
     :param image_size: input resolution of a Hugging Face vision tower given directly.
     :raises DataFormatError: when ``spec`` is none of these.
     """
     if spec == "builtin":
         return BuiltinPatchEncoder(device=device)
-    path = Path(spec).expanduser()
+    path = resolve_model_path(spec)
     if (path / BuiltinPatchEncoder.CONFIG_NAME).is_file():
         return BuiltinPatchEncoder.from_pretrained(path, device=device)
     if (path / MODEL_CONFIG_NAME).is_file():
@@ -300,6 +320,6 @@ def load_patch_encoder(spec: str, *, device: str = "cpu", layer: int = -2,
     if (path / "config.json").is_file():
         return HFVisionPatchEncoder(path, layer=layer, image_size=image_size, device=device)
     raise DataFormatError(
-        f"patch encoder {spec!r} is neither 'builtin', a built-in encoder directory "
+        f"patch encoder {spec!r} is neither 'builtin', 'embedded', a built-in encoder directory "
         f"({BuiltinPatchEncoder.CONFIG_NAME}), a model checkpoint ({MODEL_CONFIG_NAME}), nor a "
         "Hugging Face vision model directory (config.json)")

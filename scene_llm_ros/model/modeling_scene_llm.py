@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scene_llm_ros.embedded import resolve_model_path
 from scene_llm_ros.fusion.encoders import BuiltinPatchEncoder, PatchEncoder, encoder_from_spec
 from scene_llm_ros.fusion.snapshot import SceneSnapshot
 from scene_llm_ros.model import checkpoint, llm_loading
@@ -565,7 +566,8 @@ class SceneLlm(nn.Module):
                         lora_path: str | Path | None = None) -> SceneLlm:
         """Load a model written by :meth:`save_pretrained`, in eval mode.
 
-        :param directory: the checkpoint directory.
+        :param directory: the checkpoint directory, or ``embedded`` for the embedded default
+            model shipped with the package.
         :param device: ``"cpu"`` or ``"cuda:N"``.
         :param dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
         :param quantization: None, ``"4bit"`` (NF4) or ``"8bit"`` for the LLM (bitsandbytes).
@@ -578,7 +580,7 @@ class SceneLlm(nn.Module):
         torch_dtype = llm_loading.resolve_dtype(dtype)
         llm_loading.resolve_device(device)
         llm_loading.quantization_config(quantization, torch_dtype)
-        directory = Path(directory)
+        directory = resolve_model_path(directory)
         config = SceneLlmConfig.from_json_file(directory / checkpoint.CONFIG_NAME)
         llm_dir = Path(config.llm_path) if config.llm_path else directory / checkpoint.LLM_DIR
         llm = llm_loading.load_llm(llm_dir, dtype=torch_dtype, device=device,

@@ -96,7 +96,9 @@ def build_tiny_scene_llm(corpus_texts: Iterable[str], *, hidden_size: int = 128,
 
     :param corpus_texts: text the tokenizer is trained on.
     :param patch_encoder: encoder spec (``SceneLlmConfig.patch_encoder``); default a seeded
-        built-in encoder, ``{"type": "hf", "path": DIR}`` uses a local vision tower.
+        built-in encoder, ``{"type": "builtin", "path": DIR}`` a trained one (its weights
+        then travel inside the model's checkpoints), ``{"type": "hf", "path": DIR}`` a local
+        vision tower.
     :param labels: label vocabulary; default the ScanNet benchmark classes.
     :param seed: seeds the LLM and the scene-side modules.
     """
@@ -106,6 +108,8 @@ def build_tiny_scene_llm(corpus_texts: Iterable[str], *, hidden_size: int = 128,
                          num_heads=num_heads, intermediate_size=intermediate_size, seed=seed)
     spec = dict(patch_encoder or {"type": "builtin"})
     encoder = encoder_from_spec(spec, seed=seed)
+    if spec["type"] == "builtin":
+        spec.pop("path", None)  # saved checkpoints carry the weights, not the training path
     extra = {} if labels is None else {"labels": list(labels)}
     config = SceneLlmConfig(feature_dim=encoder.feature_dim, scene_dim=scene_dim,
                             llm_hidden_size=hidden_size, grounding_dim=grounding_dim,

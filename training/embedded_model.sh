@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Reproduce the embedded default model shipped in scene_llm_ros/embedded_model/, exactly as it
+# was made (2 CPU cores, about 40 minutes). Run from the repository root after `make setup`:
+#   . tools/env.sh && bash training/embedded_model.sh [WORK_DIR]
+# WORK_DIR (default runs/embedded_model) receives the dataset, the runs and the evaluation;
+# the package copy is replaced only after every step succeeded.
+set -euo pipefail
+work="${1:-runs/embedded_model}"
+data="$work/synth300"
+mkdir -p "$work"
+# One torch thread: on 2 cores a second busy process makes two threads spin-wait (47x slower).
+export OMP_NUM_THREADS=1
+
+# 300 rooms: 270 train, 30 test (never seen in training), 30 frames of 320x240 each.
+[ -d "$data/annotations" ] || scene-llm synth --out "$data" --scenes 300 --seed 7 --frames 30 \
+    --width 320 --height 240 --no-sens --split-ratios 0.9,0.0,0.1
+
+# Stage 0: the built-in patch encoder learns the words of the objects its patches show.
+OMP_NUM_THREADS=2 scene-llm align-encoder --config training/configs/encoder_alignment.yaml \
+    --data "$data" --out "$work/encoder"
+
+# The whole scene LLM (tiny LLM from a config + scene modules + grounding head), all tasks.
+scene-llm train --config training/configs/embedded.yaml --data "$data" --out "$work/llm" \
+    --encoder "$work/encoder/patch_encoder"
+
+# Held-out report (the numbers quoted in training/README.md).
+scene-llm eval-offline --checkpoint "$work/llm/final" --data "$data" --split test \
+    --out "$work/eval" --no-meteor
+
+rm -rf scene_llm_ros/embedded_model.new
+cp -r "$work/llm/final" scene_llm_ros/embedded_model.new
+rm -rf scene_llm_ros/embedded_model.new/training_state
+rm -rf scene_llm_ros/embedded_model
+mv scene_llm_ros/embedded_model.new scene_llm_ros/embedded_model
+echo "embedded model -> scene_llm_ros/embedded_model ($(du -sh scene_llm_ros/embedded_model | cut -f1))"
