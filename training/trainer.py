@@ -26,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from scene_llm_ros.model import LossInput, SceneInputs, SceneLlm, prepare_scene_inputs
+from scene_llm_ros.model.configuration_scene_llm import SCENE_TOKEN_SETTINGS
 from training.checkpoints import (
     FINAL_DIR,
     TENSORBOARD_DIR,
@@ -140,6 +141,9 @@ class Trainer:
     def _setup_model(self) -> None:
         self.model = build_model(self.config, corpus_texts(self.samples),
                                  checkpoint=self.resume_from, device=self.dist.device)
+        # Checkpoints tell the fusion nodes which scene tokens this model reads.
+        self.model.config.scene_tokens = {name: getattr(self.config.fusion, name)
+                                          for name in SCENE_TOKEN_SETTINGS}
         scene_ids = sorted({s.scene_id for s in self.samples})
         labels = sorted({o.label for sid in scene_ids for o in self.scenes.objects(sid).values()})
         added = self.model.add_labels(labels)

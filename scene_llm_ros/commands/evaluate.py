@@ -3,8 +3,8 @@ question through AskScene like a planner, and report the official metrics.
 
     scene-llm evaluate --bag /tmp/scene9000_00_bag \\
         --questions /tmp/synth/annotations/ScanQA_v1.0_val.json \\
-        --checkpoint models/embedded --out /tmp/eval --as-fast-as-possible
-    scene-llm evaluate --bag robot.mcap --questions questions.jsonl --checkpoint models/embedded \\
+        --out /tmp/eval --as-fast-as-possible
+    scene-llm evaluate --bag robot.mcap --questions questions.jsonl --checkpoint runs/x/final \\
         --out /tmp/eval --rate 0.5 --color-topic /camera/color/image_raw \\
         --depth-topic /camera/aligned_depth_to_color/image_raw --tf-parent odom
     scene-llm evaluate --bag bag --questions ScanRefer_filtered_val.json --scene-id scene0011_00 \\
@@ -53,11 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "and pictures.")
     parser.add_argument("--bag", type=Path, required=True, help="rosbag2 directory or file "
                                                                 "(mcap or sqlite3)")
-    parser.add_argument("--questions", type=Path, required=True, help="question file")
+    parser.add_argument("--questions", type=Path, required=True, nargs="+",
+                        help="question files (several may be mixed, e.g. ScanQA and ScanRefer)")
     parser.add_argument("--out", type=Path, required=True, help="report directory")
     parser.add_argument("--checkpoint", type=Path,
-                        help="model directory (SceneLlm.save_pretrained layout); required "
-                             "until an embedded default model ships")
+                        help="model directory (SceneLlm.save_pretrained layout; default: the "
+                             "embedded model)")
     replay = parser.add_argument_group("replay")
     speed = replay.add_mutually_exclusive_group()
     speed.add_argument("--rate", type=_positive, default=1.0,
@@ -86,7 +87,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="SQA3D annotations file (default: next to the questions)")
     questions.add_argument("--scene-id", help="ask only this scene's questions (needed when "
                                               "the file covers several scenes)")
-    questions.add_argument("--limit", type=int, help="ask at most this many questions")
+    questions.add_argument("--limit", type=int, help="ask at most this many questions of "
+                                                     "each file")
     questions.add_argument("--gt-scene", type=Path,
                            help="ScanNet-format scene (aggregation + segs + mesh) giving the "
                                 "ground-truth boxes of grounding questions")
@@ -108,7 +110,7 @@ def _resolve_checkpoint(checkpoint: Path | None) -> Path:
     checkpoint = checkpoint or default_checkpoint()
     if checkpoint is None:
         raise ReplayError("no model: pass --checkpoint DIR (a SceneLlm.save_pretrained "
-                          "directory); there is no embedded default model yet")
+                          "directory); this installation has no embedded default model")
     if not Path(checkpoint).is_dir():
         raise ReplayError(f"--checkpoint {checkpoint}: not a directory")
     return Path(checkpoint)
@@ -117,6 +119,7 @@ def _resolve_checkpoint(checkpoint: Path | None) -> Path:
 def run(args: argparse.Namespace) -> int:
     """Evaluate as ``args`` say; return the exit status."""
     from scene_llm_ros.evaluation import (
+        QuestionFileError,
         attach_ground_truth,
         load_questions,
         plan_replay,
@@ -135,15 +138,20 @@ def run(args: argparse.Namespace) -> int:
 
     # Everything that can be checked without ROS is checked before the model loads.
     checkpoint = _resolve_checkpoint(args.checkpoint)
-    question_set = load_questions(
-        args.questions, fmt=args.questions_format, sqa3d_annotations=args.sqa3d_annotations,
+    question_sets = [load_questions(
+        path, fmt=args.questions_format, sqa3d_annotations=args.sqa3d_annotations,
         scene_id=args.scene_id, limit=args.limit,
         default_scene=args.gt_scene.name if args.gt_scene else None)
+        for path in args.questions]
+    scenes = {s.scene_id for s in question_sets} - {None}
+    if len(scenes) > 1:
+        raise QuestionFileError(f"the question files are about different scenes {sorted(scenes)}"
+                                "; pass --scene-id")
     gt = None
     if args.gt_scene is not None:
         T_bag_mesh = read_transform(args.gt_transform) if args.gt_transform else None
         gt = scene_boxes(args.gt_scene, T_bag_mesh)
-    questions = attach_ground_truth(question_set.questions, gt)
+    questions = attach_ground_truth([q for s in question_sets for q in s.questions], gt)
     phase = time.monotonic()
     plan = plan_replay(args.bag, color_topic=args.color_topic, depth_topic=args.depth_topic,
                        info_topic=args.info_topic, pose_topic=args.pose_topic,
@@ -154,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
               plan.frames_in_bag)
 
     ingest, surface, results = _replay_and_ask(args, checkpoint, plan, questions, timing)
-    return _finish(args, checkpoint, question_set, questions, plan, ingest, surface, results,
+    return _finish(args, checkpoint, question_sets, questions, plan, ingest, surface, results,
                    timing, started)
 
 
@@ -204,7 +212,7 @@ def _replay_and_ask(args, checkpoint, plan, questions, timing):
     return ingest, surface, results
 
 
-def _finish(args, checkpoint, question_set, questions, plan, ingest, surface, results, timing,
+def _finish(args, checkpoint, question_sets, questions, plan, ingest, surface, results, timing,
             started) -> int:
     """Score, draw and write the report; return the exit status."""
     from scene_llm_ros.evaluation import build_report, score, write_report
@@ -233,12 +241,18 @@ def _finish(args, checkpoint, question_set, questions, plan, ingest, surface, re
     if empty:
         notes.append(f"{empty} scored answers are empty; the official EM-R (refined EM) counts "
                      "an empty answer as contained in every reference")
-    if question_set.skipped_other_scenes:
-        notes.append(f"{question_set.skipped_other_scenes} questions of other scenes skipped")
+    skipped = sum(s.skipped_other_scenes for s in question_sets)
+    if skipped:
+        notes.append(f"{skipped} questions of other scenes skipped")
+    # questions_file / format name the first file (one-file reports keep their shape);
+    # questions_files / formats list them all.
     run_info = {"bag": str(args.bag), "storage": plan.storage, "topics": plan.topics,
                 "pose_source": plan.pose_source, "scene_frame": plan.scene_frame,
-                "questions_file": str(args.questions), "format": question_set.format,
-                "scene_id": question_set.scene_id, "checkpoint": str(checkpoint),
+                "questions_file": str(args.questions[0]), "format": question_sets[0].format,
+                "questions_files": [str(p) for p in args.questions],
+                "formats": [s.format for s in question_sets],
+                "scene_id": next((s.scene_id for s in question_sets if s.scene_id), None),
+                "checkpoint": str(checkpoint),
                 "gt_scene": str(args.gt_scene) if args.gt_scene else None,
                 "mode": ingest["mode"], "notes": notes}
     report = build_report(evaluation=evaluation, questions=entries, ingest=ingest,
@@ -302,7 +316,11 @@ def _print_summary(report: dict, json_path: Path) -> None:
     out = sys.stdout
     for q in report["questions"]:
         answer = q["answer"] if q["success"] else f"[{q['error_code']}] {q['message']}"
-        out.write(f"{q['id']} ({q['task']}): {q['question'][:70]!r}\n    -> {answer[:100]!r}\n")
+        out.write(f"{q['id']} ({q['task']}): {q['question'][:70]!r}\n    -> {answer[:100]!r}")
+        if q.get("references"):
+            out.write(f"  (expected {' / '.join(map(repr, q['references'][:3]))})")
+        scores = {k: v for k, v in q["metrics"].items() if k in ("em", "iou") and v is not None}
+        out.write("".join(f"  {k} {v:.2f}" for k, v in scores.items()) + "\n")
         for obj in q["objects"]:
             out.write(f"       [{obj['id']}] {obj['label']} {obj['score']:.2f} centre "
                       f"{obj['center']} size {obj['size']}\n")

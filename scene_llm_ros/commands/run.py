@@ -1,6 +1,7 @@
 """`scene-llm run`: fusion and inference nodes in one process, sharing the scene in memory.
 
-    scene-llm run --checkpoint models/embedded
+    scene-llm run                                   # the embedded default model
+    scene-llm run --checkpoint runs/stage3/final
     scene-llm run --params config/scene_llm.yaml -r color/image:=/camera/color/image_raw
 
 No launch_ros needed. The inference node loads the model; the fusion node uses the model's

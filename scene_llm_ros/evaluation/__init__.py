@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scene_llm_ros.embedded import EMBEDDED_MODEL_DIR
 from scene_llm_ros.evaluation.answers import AskResult, PredictedObject, ReferenceCamera
 from scene_llm_ros.evaluation.errors import GroundTruthError, QuestionFileError, ReplayError
 from scene_llm_ros.evaluation.ground_truth import (
@@ -29,15 +30,13 @@ from scene_llm_ros.evaluation.replay_plan import (
 )
 from scene_llm_ros.evaluation.report import REPORT_KEYS, build_report, write_report
 from scene_llm_ros.evaluation.scoring import score
+from scene_llm_ros.fusion.encoders import MODEL_CONFIG_NAME
 
 
 def default_checkpoint() -> Path | None:
-    """The model evaluated when no ``--checkpoint`` is given; None until an embedded model
-    ships with the package.
-
-    TODO(evaluate, #7): return the embedded model's directory once it is in the package.
-    """
-    return None
+    """The model evaluated when no ``--checkpoint`` is given: the embedded default model, or
+    None when the package was installed without it."""
+    return EMBEDDED_MODEL_DIR if (EMBEDDED_MODEL_DIR / MODEL_CONFIG_NAME).is_file() else None
 
 
 __all__ = [

@@ -293,6 +293,20 @@ def encoder_from_spec(spec: dict, *, checkpoint_dir: str | Path | None = None,
     raise ValueError(f"patch encoder type must be 'builtin' or 'hf', got {kind!r}")
 
 
+def model_scene_tokens(spec: str) -> dict:
+    """The scene-token fusion settings of the model that ``spec`` names (``embedded`` or a
+    model checkpoint directory): ``{"patch_voxel_size_m": .., "max_patch_tokens": ..}``, or
+    ``{}`` when ``spec`` is no model or the model does not say.
+    """
+    path = resolve_model_path(spec) if spec != "builtin" else None
+    if path is None or not (path / MODEL_CONFIG_NAME).is_file():
+        return {}
+    try:
+        return dict(json.loads((path / MODEL_CONFIG_NAME).read_text()).get("scene_tokens") or {})
+    except (OSError, ValueError, AttributeError) as exc:
+        raise DataFormatError(f"cannot read {path / MODEL_CONFIG_NAME}: {exc}") from exc
+
+
 def load_patch_encoder(spec: str, *, device: str = "cpu", layer: int = -2,
                        image_size: int | None = None) -> PatchEncoder:
     """The patch encoder named by ``spec``, as the nodes' ``patch_encoder`` parameter gives it.

@@ -20,7 +20,7 @@ class GroundedGeometry:
     """The object a predicted box refers to, cut from the fused surface.
 
     :ivar indices: int64 (M,) rows of the scene points that belong to the object (the 3D mask),
-        ascending; when ``refined`` is False, the non-support points inside the predicted box.
+        ascending; when ``refined`` is False, the surface points inside the predicted box.
     :ivar center: float64 (3,) centre of the object's axis-aligned box, scene frame, metres.
     :ivar size: float64 (3,) full extents of that box, metres.
     :ivar refined: True when the box comes from a segment of the geometry, False when no
@@ -111,14 +111,16 @@ def ground_object(points: np.ndarray, box_center: np.ndarray, box_size: np.ndarr
     free_index = crop_index[free]
     free_points = crop[free]
     count, labels = label_components(free_points, link)
-    inside = _inside(free_points, box_min, box_max)
     # Votes come from a slightly grown box: the surface of a closed object (a cabinet) lies
     # entirely outside a predicted box that is a little too small.
     near = _inside(free_points, box_min - margin / 2, box_max + margin / 2)
     votes = np.bincount(labels[near], minlength=count)
     if count == 0 or votes.max() < min_segment_points:
-        return GroundedGeometry(np.sort(free_index[inside]).astype(np.int64), center, size,
-                                False, cuts.supports)
+        # No object stands out from its supports (a picture flat on its wall): its points are
+        # the surface the prediction covers.
+        covered = crop_index[_inside(crop, box_min, box_max)]
+        return GroundedGeometry(np.sort(covered).astype(np.int64), center, size, False,
+                                cuts.supports)
     # Objects touching a neighbour (pillows against a headboard) share its component: the
     # prediction bounds how far the object can reach.
     segment = _segment(free_points, labels, votes, near, voxel_size, min_segment_points) & near

@@ -74,9 +74,13 @@ def largest_plane(points: np.ndarray, normals: np.ndarray, candidates: dict[bool
         inliers = index[(np.abs(points[index] @ normal - offset) <= inlier_distance_m)
                         & (np.abs(normals[index] @ normal) >= agreement)]
         for _ in range(_REFITS):
+            if not len(inliers):
+                break  # a degenerate patch (one spot, a line) can lose every inlier on refit
             normal, offset = _fit(points[inliers], horizontal)
             inliers = index[(np.abs(points[index] @ normal - offset) <= inlier_distance_m)
                             & (np.abs(normals[index] @ normal) >= agreement)]
+        if not len(inliers):
+            continue
         inliers = _largest_patch(points, inliers, 2.0 * inlier_distance_m)
         if len(inliers) >= min_points and (best is None or len(inliers) > len(best.inliers)):
             best = Plane(normal, offset, horizontal, inliers)

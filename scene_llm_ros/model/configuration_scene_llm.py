@@ -16,6 +16,10 @@ DEFAULT_SYSTEM_PROMPT = ("You are a robot's perception assistant. You see a 3D s
                          "and answer questions about it briefly.")
 
 
+#: The fusion settings a model's scene tokens depend on (``FusionConfig`` field names).
+SCENE_TOKEN_SETTINGS = ("patch_voxel_size_m", "max_patch_tokens")
+
+
 @dataclass
 class SceneLlmConfig:
     """Every knob of the scene side of the model, with its default.
@@ -38,6 +42,9 @@ class SceneLlmConfig:
         tower.
     :ivar llm_path: None when the LLM and tokenizer are stored in the checkpoint's ``llm/``,
         else the path of an external local Hugging Face LLM directory.
+    :ivar scene_tokens: the fusion settings of the scene tokens the model was trained on
+        (``patch_voxel_size_m``, ``max_patch_tokens``); fusion nodes feeding the model adopt
+        them. Empty: any.
     """
 
     feature_dim: int = 128
@@ -55,6 +62,7 @@ class SceneLlmConfig:
     prefix_cache_entries: int = 4
     patch_encoder: dict = field(default_factory=lambda: {"type": "builtin"})
     llm_path: str | None = None
+    scene_tokens: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("feature_dim", "scene_dim", "llm_hidden_size", "position_frequencies",
@@ -79,6 +87,10 @@ class SceneLlmConfig:
                              f"{encoder_type!r}")
         if encoder_type == "hf" and not self.patch_encoder.get("path"):
             raise ValueError("patch_encoder of type 'hf' needs a 'path'")
+        unknown = sorted(set(self.scene_tokens) - set(SCENE_TOKEN_SETTINGS))
+        if unknown:
+            raise ValueError(f"scene_tokens may only set {list(SCENE_TOKEN_SETTINGS)}, got "
+                             f"{unknown}")
 
     def to_json_file(self, path: Path) -> None:
         """Write the config as indented JSON."""

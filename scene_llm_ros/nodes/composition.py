@@ -1,8 +1,8 @@
 """fusion_node and inference_node in one process, sharing the scene in memory.
 
 The inference node loads the model first; the fusion node then fills its memory with the
-model's own patch encoder, and the model reads the fusion core's cached snapshot object
-directly (no copy, no ScenePatches traffic).
+model's own patch encoder and scene-token settings, and the model reads the fusion core's
+cached snapshot object directly (no copy, no ScenePatches traffic).
 """
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
 from scene_llm_ros.errors import SceneLlmError
+from scene_llm_ros.nodes.fusion_node import PARAMS as FUSION_PARAMS
 from scene_llm_ros.nodes.fusion_node import FusionNode
 from scene_llm_ros.nodes.inference_node import InferenceNode
+
+FUSION_DEFAULTS = {p.name: p.default for p in FUSION_PARAMS}
 
 
 class CompositionError(SceneLlmError):
@@ -51,8 +54,11 @@ def compose(*, fusion_parameters: list[Parameter] = (),
         if inference.trigger_configure() != TransitionCallbackReturn.SUCCESS:
             raise CompositionError("inference_node failed to configure (could the model be "
                                    "loaded? its log above says why)")
-        fusion = FusionNode(encoder=inference.engine.model.patch_encoder,
-                            parameter_overrides=list(fusion_parameters), **node_kwargs)
+        model = inference.engine.model
+        adopted = [Parameter(name, value=type(FUSION_DEFAULTS[name])(value))
+                   for name, value in model.config.scene_tokens.items()]
+        fusion = FusionNode(encoder=model.patch_encoder,
+                            parameter_overrides=adopted + list(fusion_parameters), **node_kwargs)
         created.append(fusion)
         holder.append(fusion)
         if fusion.trigger_configure() != TransitionCallbackReturn.SUCCESS:

@@ -29,7 +29,7 @@ from std_srvs.srv import Trigger
 
 from scene_llm_ros.errors import SceneLlmError
 from scene_llm_ros.fusion.config import FusionConfig
-from scene_llm_ros.fusion.encoders import PatchEncoder, load_patch_encoder
+from scene_llm_ros.fusion.encoders import PatchEncoder, load_patch_encoder, model_scene_tokens
 from scene_llm_ros.fusion.keyframes import KeyframePolicy
 from scene_llm_ros.fusion.scene import SceneFusion
 from scene_llm_ros.ingest.config import IngestConfig
@@ -85,8 +85,9 @@ PARAMS = (
     Param("keyframe_translation_m", 0.3, "Keyframe after moving this far", 0.0, 100.0),
     Param("keyframe_rotation_deg", 15.0, "Keyframe after turning this much", 0.0, 360.0),
     Param("keyframe_interval_s", 2.0, "Keyframe at least this often while moving", 0.0, 3600.0),
-    Param("patch_encoder", "builtin", "'builtin', a built-in encoder or model checkpoint "
-          "directory, or a local Hugging Face CLIP/SigLIP directory"),
+    Param("patch_encoder", "embedded", "The model's encoder: 'embedded' (the default model's), "
+          "a model checkpoint or built-in encoder directory, a local Hugging Face CLIP/SigLIP "
+          "directory, or 'builtin' (untrained weights)"),
     Param("encoder_layer", -2, "Hidden layer of a Hugging Face vision tower", -64, 64),
     Param("encoder_image_size", 0, "Input size of a Hugging Face vision tower (0 = its own)",
           0, 4096),
@@ -155,9 +156,12 @@ class FusionNode(WorkerLifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         p = values(self, PARAMS)
         try:
-            encoder = self._injected_encoder or load_patch_encoder(
-                p["patch_encoder"], device=p["encoder_device"], layer=p["encoder_layer"],
-                image_size=p["encoder_image_size"] or None)
+            encoder = self._injected_encoder
+            if encoder is None:
+                encoder = load_patch_encoder(
+                    p["patch_encoder"], device=p["encoder_device"], layer=p["encoder_layer"],
+                    image_size=p["encoder_image_size"] or None)
+                self._adopt_model_scene_tokens(p, model_scene_tokens(p["patch_encoder"]))
             fusion_config = FusionConfig(
                 voxel_size_m=p["voxel_size_m"], block_resolution=p["block_resolution"],
                 depth_max_m=p["depth_max_m"], trunc_voxel_multiplier=p["trunc_voxel_multiplier"],
@@ -197,8 +201,17 @@ class FusionNode(WorkerLifecycleNode):
         self._create_entities(p, image_qos)
         self.get_logger().info(
             f"configured: scene frame {p['scene_frame']}, poses from {p['pose_source']}, "
-            f"encoder {encoder.identity[:60]}, voxel {p['voxel_size_m']} m")
+            f"encoder {encoder.identity[:60]}, voxel {p['voxel_size_m']} m, scene tokens "
+            f"{p['patch_voxel_size_m']} m x {p['max_patch_tokens']}")
         return TransitionCallbackReturn.SUCCESS
+
+    def _adopt_model_scene_tokens(self, p: dict, settings: dict) -> None:
+        # The model reads only tokens like those it was trained on.
+        for name, value in settings.items():
+            if p[name] != value:
+                self.get_logger().info(f"{name} {p[name]} -> {value}: the scene tokens of the "
+                                       f"model {p['patch_encoder']}")
+                p[name] = type(p[name])(value)
 
     def _create_entities(self, p: dict, image_qos: QoSProfile) -> None:
         # Input callbacks only buffer, so streams run concurrently; each stream has its own

@@ -44,7 +44,8 @@ except ImportError:
     Detection3DArray = None
 
 PARAMS = (
-    Param("checkpoint", "", "Model checkpoint directory (SceneLlm.save_pretrained)"),
+    Param("checkpoint", "embedded", "Model checkpoint directory (SceneLlm.save_pretrained), "
+          "or 'embedded' for the default model shipped with the package"),
     Param("device", "cpu", "Torch device: cpu or cuda:N"),
     Param("dtype", "float32", "float32, bfloat16 or float16"),
     Param("quantization", "", "'' (none), '4bit' (NF4) or '8bit' bitsandbytes LLM loading"),
@@ -191,7 +192,8 @@ class InferenceNode(WorkerLifecycleNode):
 
     def _load_model(self, p: dict) -> SceneLlm:
         if not p["checkpoint"]:
-            raise ValueError("parameter 'checkpoint' is empty: set it to a model directory")
+            raise ValueError("parameter 'checkpoint' is empty: set it to a model directory or "
+                             "'embedded'")
         return SceneLlm.from_pretrained(p["checkpoint"], device=p["device"], dtype=p["dtype"],
                                         quantization=p["quantization"] or None,
                                         lora_path=p["lora_path"] or None)

@@ -73,7 +73,8 @@ def checkpoint(dataset, tmp_path_factory):
 
 
 def evaluate(bag, questions, out, checkpoint, *extra) -> int:
-    return main(["evaluate", "--bag", str(bag), "--questions", str(questions), "--out",
+    files = [str(q) for q in questions] if isinstance(questions, list) else [str(questions)]
+    return main(["evaluate", "--bag", str(bag), "--questions", *files, "--out",
                  str(out), "--checkpoint", str(checkpoint), "--max-new-tokens", "2",
                  "--no-meteor", "--question-timeout", "30", *extra])
 
@@ -131,20 +132,25 @@ def test_mcap_bgr8_32fc1_pose_topic_scanqa(dataset, frames, checkpoint, tmp_path
     check_pictures(report, out)
 
 
-def test_sqlite3_tf_only_scanrefer_with_gt_scene(dataset, frames, checkpoint, tmp_path):
+def test_sqlite3_tf_only_scanrefer_and_scanqa_with_gt_scene(dataset, frames, checkpoint,
+                                                            tmp_path):
     bag = tmp_path / "bag"
     write_bag(frames, bag, storage="sqlite3", pose_topic=False)
     out = tmp_path / "eval"
-    questions = dataset / "annotations" / "ScanRefer_filtered_train.json"
-    assert evaluate(bag, questions, out, checkpoint, "--as-fast-as-possible", "--limit", "3",
+    files = [dataset / "annotations" / "ScanRefer_filtered_train.json",
+             dataset / "annotations" / "ScanQA_v1.0_train.json"]
+    assert evaluate(bag, files, out, checkpoint, "--as-fast-as-possible", "--limit", "3",
                     "--gt-scene", str(dataset / "scans" / SCENE)) == 0
     report = load_report(out)
     check_all_integrated(report)
     assert report["run"]["pose_source"] == "tf" and report["run"]["storage"] == "sqlite3"
-    assert {"scanrefer/acc@0.25", "scanrefer/acc@0.5"} <= set(report["metrics"])
+    assert report["run"]["formats"] == ["scanrefer", "scanqa"]
+    assert report["run"]["questions_files"] == [str(f) for f in files]
+    assert {"scanrefer/acc@0.25", "scanrefer/acc@0.5", "scanqa/em"} <= set(report["metrics"])
+    assert [q["task"] for q in report["questions"]] == ["scanrefer"] * 3 + ["scanqa"] * 3
     objects = json.loads((dataset / "scans" / SCENE / f"{SCENE}_objects.json").read_text())
     boxes = {o["object_id"]: o for o in objects["objects"]}
-    for question in report["questions"]:
+    for question in report["questions"][:3]:
         target = boxes[question["gt_object_ids"][0]]
         # GT boxes come from the mesh (no axis alignment) in the bag's frame.
         np.testing.assert_allclose(question["gt_boxes"][0][3:],
@@ -152,7 +158,8 @@ def test_sqlite3_tf_only_scanrefer_with_gt_scene(dataset, frames, checkpoint, tm
         assert 0.0 <= question["metrics"]["iou"] <= 1.0
         assert question["picture"] == f"grounding/{question['id'].replace('|', '_')}.png"
     check_pictures(report, out)
-    assert len(list((out / "grounding").glob("*.png"))) == 3
+    # This model grounds every answer, so each question has its picture.
+    assert len(list((out / "grounding").glob("*.png"))) == 6
 
 
 def test_recorded_rate_and_jsonl(dataset, frames, checkpoint, tmp_path):

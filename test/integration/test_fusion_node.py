@@ -19,6 +19,7 @@ from scene_llm_ros.data.types import RGBDFrame
 from scene_llm_ros.fusion.accuracy import surface_accuracy
 from scene_llm_ros.fusion.encoders import BuiltinEncoderConfig, BuiltinPatchEncoder
 from scene_llm_ros.fusion.lifting import backproject
+from scene_llm_ros.model import SceneLlm
 from scene_llm_ros.nodes import conversions as conv
 from scene_llm_ros.nodes.fusion_node import PARAMS, FusionNode
 from scene_llm_ros.srv import LoadScene, SaveScene
@@ -203,3 +204,17 @@ def test_params_file_declares_exactly_the_node_parameters(ros, encoder, tmp_path
     assert descriptor.description and descriptor.integer_range[0].to_value == 5
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.fusion.config.voxel_size_m == 0.05 and node.fusion.scene_frame == "odom"
+
+
+def test_a_node_feeding_a_model_adopts_its_scene_token_settings(ros):
+    # The default patch encoder is the embedded model's, trained on 0.25 m x 192 tokens.
+    node = FusionNode(context=ros.context)
+    ros._nodes.append(node)  # noqa: SLF001 - the harness destroys it
+    assert node.get_parameter("patch_encoder").value == "embedded"
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    embedded = SceneLlm.from_pretrained("embedded")
+    assert node.fusion.encoder.identity == embedded.patch_encoder.identity
+    settings = embedded.config.scene_tokens
+    assert settings == {"patch_voxel_size_m": 0.25, "max_patch_tokens": 192}
+    assert node.fusion.config.patch_voxel_size_m == settings["patch_voxel_size_m"]
+    assert node.fusion.config.max_patch_tokens == settings["max_patch_tokens"]

@@ -1,6 +1,7 @@
 """inference_node over real DDS: fusion -> ScenePatches -> AskScene service and action."""
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -38,8 +39,13 @@ def scene():
 
 @pytest.fixture(scope="module")
 def grounding_model():
-    """A tiny random model whose LLM always emits <ground>: every answer grounds objects."""
+    """A tiny random model whose LLM always emits <ground>: every answer grounds objects, in
+    a 20 m box centred on a scene token (it covers the fused room, whatever the weights)."""
     model = build_tiny_scene_llm(CORPUS, vocab_size=300)
+    box_out = model.grounding_head.box[-1]
+    with torch.no_grad():
+        box_out.weight.zero_()
+        box_out.bias.copy_(torch.tensor([0.0, 0.0, 0.0, *[math.log(20.0)] * 3]))
     head = model.llm.get_output_embeddings()
     biased = torch.nn.Linear(head.in_features, head.out_features, bias=True)
     with torch.no_grad():

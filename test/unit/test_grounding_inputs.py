@@ -16,6 +16,7 @@ from scene_llm_ros.grounding import (
 )
 from scene_llm_ros.grounding.components import label_components
 from scene_llm_ros.grounding.normals import estimate_normals
+from scene_llm_ros.grounding.planes import largest_plane, plane_candidates
 
 VOXEL = 0.04
 
@@ -99,9 +100,14 @@ def test_a_picture_flat_on_the_wall_falls_back_to_the_prediction():
     points = np.concatenate([room_corner(), box_surface(picture_min, picture_max)])
     center, size = (picture_min + picture_max) / 2 + [0.05, 0.05, 0.0], [0.1, 0.7, 0.5]
     grounded = ground_object(points, center, size)
-    assert not grounded.refined and len(grounded.indices) == 0
+    assert not grounded.refined
     np.testing.assert_array_equal(grounded.center, center)
     assert [p.horizontal for p in grounded.supports] == [True, False]
+    # Its points are the surface the prediction covers: the picture and the wall behind it.
+    lower, upper = center - np.asarray(size) / 2, center + np.asarray(size) / 2
+    covered = np.flatnonzero(((points >= lower) & (points <= upper)).all(axis=1))
+    np.testing.assert_array_equal(grounded.indices, covered)
+    assert len(covered) > 0
 
 
 def test_floor_height_of_a_room_and_of_nothing():
@@ -223,3 +229,12 @@ def test_proposals_are_the_objects_without_floor_and_wall():
     np.testing.assert_allclose(boxes[1.7][1], [0.4, 0.6, 0.5 - 2 * VOXEL], atol=1e-6)
     np.testing.assert_allclose(boxes[0.36][1], [0.56, 0.8, 0.8 - 2 * VOXEL], atol=1e-6)
     assert propose_objects(np.zeros((0, 3))) == []
+
+
+def test_a_degenerate_plane_patch_is_no_plane():
+    # Points on one spot: their vertical refit has no direction and keeps no inliers (this
+    # used to crash on the empty patch during offline evaluation).
+    points = np.zeros((3, 3))
+    normals = np.tile([0.0, 1.0, 0.0], (3, 1))
+    assert largest_plane(points, normals, plane_candidates(normals), inlier_distance_m=0.02,
+                         min_points=2) is None

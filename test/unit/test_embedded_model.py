@@ -1,0 +1,40 @@
+"""The embedded default model shipped in the package: loadable by name, small, safetensors
+only, and answering with grounded boxes on a fused scene."""
+from __future__ import annotations
+
+import numpy as np
+
+from scene_llm_ros.data.synth import SynthConfig, generate_scene
+from scene_llm_ros.embedded import EMBEDDED_MODEL_DIR
+from scene_llm_ros.evaluation import default_checkpoint
+from scene_llm_ros.fusion.config import FusionConfig
+from scene_llm_ros.fusion.encoders import load_patch_encoder, model_scene_tokens
+from scene_llm_ros.fusion.scene import SceneFusion
+from scene_llm_ros.model import SceneLlm
+
+
+def test_the_embedded_model_is_small_safetensors_and_the_default():
+    files = [p for p in EMBEDDED_MODEL_DIR.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 30 * 2**20
+    weights = [p for p in files if p.suffix in (".safetensors", ".bin", ".pt", ".pth", ".pkl")]
+    assert weights and all(p.suffix == ".safetensors" for p in weights)
+    assert default_checkpoint() == EMBEDDED_MODEL_DIR
+
+
+def test_the_embedded_model_grounds_objects_of_a_fused_room():
+    model = SceneLlm.from_pretrained("embedded")
+    assert load_patch_encoder("embedded").identity == model.patch_encoder.identity
+    settings = model_scene_tokens("embedded")
+    assert settings == model.config.scene_tokens and settings["max_patch_tokens"] > 0
+    scene = generate_scene(11, "scene9000_00", SynthConfig(width=320, height=240, num_frames=20,
+                                                           write_sens=False))
+    fusion = SceneFusion(FusionConfig(**settings), encoder=model.patch_encoder)
+    for frame in scene.frames:
+        fusion.integrate(frame)
+    snapshot = fusion.snapshot()
+    assert len(snapshot.positions) == settings["max_patch_tokens"]
+    answer = model.answer(snapshot, "the bed", task="ground")
+    assert answer.objects, answer.text
+    box = answer.objects[0]
+    low, high = snapshot.bounds_min - 0.5, snapshot.bounds_max + 0.5
+    assert np.all(box.center >= low) and np.all(box.center <= high) and np.all(box.size > 0)
