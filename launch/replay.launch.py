@@ -30,7 +30,9 @@ INFERENCE_REPLAY = {"use_sim_time": True}
 
 def generate_launch_description() -> LaunchDescription:
     arguments = [
-        DeclareLaunchArgument("checkpoint", description="model checkpoint directory"),
+        DeclareLaunchArgument("checkpoint", default_value="embedded",
+                              description="model checkpoint directory, or 'embedded' for "
+                                          "the default model shipped with the package"),
         DeclareLaunchArgument(
             "params_file", default_value=PathJoinSubstitution(
                 [FindPackageShare("scene_llm_ros"), "config", "scene_llm.yaml"])),

@@ -31,7 +31,9 @@ INFERENCE_PARAMETERS = {"checkpoint": "checkpoint"}
 
 def generate_launch_description() -> LaunchDescription:
     arguments = [
-        DeclareLaunchArgument("checkpoint", description="model checkpoint directory"),
+        DeclareLaunchArgument("checkpoint", default_value="embedded",
+                              description="model checkpoint directory, or 'embedded' for "
+                                          "the default model shipped with the package"),
         DeclareLaunchArgument(
             "params_file", description="parameters of both nodes",
             default_value=PathJoinSubstitution([FindPackageShare("scene_llm_ros"), "config",
