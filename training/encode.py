@@ -28,13 +28,20 @@ class EncodedSample:
         return int(self.example.input_ids.numel())
 
 
-def grounding_targets(boxes: list[ObjectBox]) -> GroundingTargets | None:
-    """Targets in ``<ground>`` order; None when the answer grounds nothing."""
+def grounding_targets(boxes: list[ObjectBox], scene_objects: list[ObjectBox] | None = None
+                      ) -> GroundingTargets | None:
+    """Targets in ``<ground>`` order, with every annotated object of the scene (for token
+    classes); None when the answer grounds nothing."""
     if not boxes:
         return None
+    everything = None
+    if scene_objects:
+        everything = (np.stack([b.center for b in scene_objects]),
+                      np.stack([b.size for b in scene_objects]),
+                      [b.label for b in scene_objects])
     return GroundingTargets(centers=np.stack([b.center for b in boxes]),
                             sizes=np.stack([b.size for b in boxes]),
-                            labels=[b.label for b in boxes])
+                            labels=[b.label for b in boxes], scene_objects=everything)
 
 
 def encode_sample(model: SceneLlm, sample: InstructionSample, scene: SceneInputs,
@@ -53,5 +60,6 @@ def encode_sample(model: SceneLlm, sample: InstructionSample, scene: SceneInputs
     if example.num_ground_tokens != len(sample.object_ids):
         raise ValueError(f"sample {sample.sample_id} has {example.num_ground_tokens} <ground> "
                          f"tokens but {len(sample.object_ids)} objects: {sample.answer!r}")
-    targets = grounding_targets([objects[i] for i in sample.object_ids])
+    targets = grounding_targets([objects[i] for i in sample.object_ids],
+                                list(objects.values()))
     return EncodedSample(scene=scene, example=example, targets=targets, prompt_points=points)

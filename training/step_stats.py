@@ -8,13 +8,14 @@ import torch
 from scene_llm_ros.model import SceneLlmLoss
 
 #: Grounding loss parts, in the order of :meth:`StepStats.add`'s vector.
-GROUNDING_PARTS = ("total", "token", "box_l1", "box_iou", "label")
-# Vector layout: total, language, examples, grounded examples, 5 grounding parts, tokens, s.
+GROUNDING_PARTS = ("total", "token", "box_l1", "box_iou", "label", "token_class")
+# Vector layout: total, language, examples, grounded examples, 6 grounding parts, tokens, s.
 _SIZE = 4 + len(GROUNDING_PARTS) + 2
 
 
 def example_vector(loss: SceneLlmLoss) -> torch.Tensor:
-    """float64 (9,) detached [total, language, 1, grounded, grounding parts...] of one example."""
+    """float64 (10,) detached [total, language, 1, grounded, grounding parts...] of one
+    example."""
     values = [loss.total.detach(), loss.language.detach()]
     grounding = loss.grounding
     parts = ([getattr(grounding, p).detach() for p in GROUNDING_PARTS] if grounding is not None

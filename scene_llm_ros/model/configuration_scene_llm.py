@@ -42,6 +42,8 @@ class SceneLlmConfig:
         tower.
     :ivar llm_path: None when the LLM and tokenizer are stored in the checkpoint's ``llm/``,
         else the path of an external local Hugging Face LLM directory.
+    :ivar token_classes: the grounding head also classifies every scene token and adds its
+        agreement with the query's class to the matching score.
     :ivar scene_tokens: the fusion settings of the scene tokens the model was trained on
         (``patch_voxel_size_m``, ``max_patch_tokens``); fusion nodes feeding the model adopt
         them. Empty: any.
@@ -63,6 +65,7 @@ class SceneLlmConfig:
     patch_encoder: dict = field(default_factory=lambda: {"type": "builtin"})
     llm_path: str | None = None
     scene_tokens: dict = field(default_factory=dict)
+    token_classes: bool = False
 
     def __post_init__(self) -> None:
         for name in ("feature_dim", "scene_dim", "llm_hidden_size", "position_frequencies",

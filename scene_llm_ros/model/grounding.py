@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -16,6 +17,10 @@ class GroundingPrediction:
     :ivar centers: (N, 3) box centres, scene frame.
     :ivar log_sizes: (N, 3) natural log of full box extents.
     :ivar label_logits: (N, L) scores over the config's label vocabulary.
+    :ivar token_class_logits: (K, L) per-token class scores (sigmoid), None without token
+        classes.
+    :ivar query_class_logits: (N, L) the class each query asks for (softmax), None without
+        token classes.
     """
 
     token_logits: torch.Tensor
@@ -23,6 +28,8 @@ class GroundingPrediction:
     centers: torch.Tensor
     log_sizes: torch.Tensor
     label_logits: torch.Tensor
+    token_class_logits: torch.Tensor | None = None
+    query_class_logits: torch.Tensor | None = None
 
     @property
     def sizes(self) -> torch.Tensor:
@@ -54,10 +61,13 @@ class GroundingHead(nn.Module):
     :param grounding_dim: width of the matching space.
     :param num_labels: size of the label vocabulary.
     :param box_offset_scale_m: metres per unit of the regressed centre offset.
+    :param token_classes: also classify every scene token from its input embedding and add
+        the agreement between that class and the class the query asks for to the matching
+        score (a semantic prior a small LLM does not learn through its own layers).
     """
 
     def __init__(self, hidden_size: int, grounding_dim: int, num_labels: int,
-                 box_offset_scale_m: float) -> None:
+                 box_offset_scale_m: float, *, token_classes: bool = False) -> None:
         super().__init__()
         self.box_offset_scale_m = box_offset_scale_m
         self.query = nn.Sequential(nn.Linear(hidden_size, grounding_dim),
@@ -73,6 +83,8 @@ class GroundingHead(nn.Module):
                                  nn.Linear(grounding_dim, 6))
         self.label_hidden = nn.Sequential(nn.Linear(2 * grounding_dim, grounding_dim), nn.GELU())
         self.label = nn.Linear(grounding_dim, num_labels)
+        self.token_label = nn.Linear(hidden_size, num_labels) if token_classes else None
+        self.query_label = nn.Linear(grounding_dim, num_labels) if token_classes else None
 
     def forward(self, query_hidden: torch.Tensor, scene_hidden: torch.Tensor,
                 positions: torch.Tensor, anchor_index: torch.Tensor | None = None, *,
@@ -93,6 +105,14 @@ class GroundingHead(nn.Module):
         if scene_inputs is not None:
             keys = keys + self.input_key(scene_inputs.to(dtype))
         token_logits = queries @ keys.T / keys.shape[-1] ** 0.5  # (N, K)
+        token_class = query_class = None
+        if self.token_label is not None and scene_inputs is not None:
+            token_class = self.token_label(scene_inputs.to(dtype)).float()  # (K, L)
+            query_class = self.query_label(queries).float()  # (N, L)
+            # log P(token is of the class the query asks for), marginalised over classes.
+            agreement = torch.logsumexp(query_class.log_softmax(dim=-1)[:, None, :]
+                                        + F.logsigmoid(token_class)[None], dim=-1)
+            token_logits = token_logits.float() + agreement
         if anchor_index is None:
             anchor_index = token_logits.argmax(dim=-1)
         pair = torch.cat([queries, keys[anchor_index]], dim=-1)  # (N, 2D)
@@ -100,14 +120,22 @@ class GroundingHead(nn.Module):
         centers = positions[anchor_index].float() + box[:, :3] * self.box_offset_scale_m
         return GroundingPrediction(token_logits=token_logits, anchor_index=anchor_index,
                                    centers=centers, log_sizes=box[:, 3:],
-                                   label_logits=self.label(self.label_hidden(pair)))
+                                   label_logits=self.label(self.label_hidden(pair)),
+                                   token_class_logits=token_class,
+                                   query_class_logits=query_class)
 
     def add_labels(self, count: int) -> None:
-        """Grow the classifier by ``count`` classes, keeping the existing rows."""
-        old = self.label
-        new = nn.Linear(old.in_features, old.out_features + count, device=old.weight.device,
-                        dtype=old.weight.dtype)
-        with torch.no_grad():
-            new.weight[:old.out_features] = old.weight
-            new.bias[:old.out_features] = old.bias
-        self.label = new
+        """Grow the classifiers by ``count`` classes, keeping the existing rows."""
+        self.label = _grown(self.label, count)
+        if self.token_label is not None:
+            self.token_label = _grown(self.token_label, count)
+            self.query_label = _grown(self.query_label, count)
+
+
+def _grown(old: nn.Linear, count: int) -> nn.Linear:
+    new = nn.Linear(old.in_features, old.out_features + count, device=old.weight.device,
+                    dtype=old.weight.dtype)
+    with torch.no_grad():
+        new.weight[:old.out_features] = old.weight
+        new.bias[:old.out_features] = old.bias
+    return new

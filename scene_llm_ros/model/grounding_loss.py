@@ -1,7 +1,7 @@
 """Training losses of the grounding head: token matching, box regression and label."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -12,13 +12,15 @@ from scene_llm_ros.model.processing_scene_llm import IGNORE_INDEX
 
 @dataclass
 class GroundingLosses:
-    """Scalar losses; ``total`` is the weighted sum to back-propagate."""
+    """Scalar losses; ``total`` is the weighted sum to back-propagate. ``token_class`` is the
+    token-class and query-class loss of a head with token classes (0 otherwise)."""
 
     total: torch.Tensor
     token: torch.Tensor
     box_l1: torch.Tensor
     box_iou: torch.Tensor
     label: torch.Tensor
+    token_class: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
 
 
 def axis_aligned_iou(centers_a: torch.Tensor, sizes_a: torch.Tensor, centers_b: torch.Tensor,
@@ -57,8 +59,9 @@ def grounding_loss(head: GroundingHead, query_hidden: torch.Tensor, scene_hidden
                    positions: torch.Tensor, target_centers: torch.Tensor,
                    target_sizes: torch.Tensor, target_labels: torch.Tensor, *,
                    token_weight: float = 1.0, l1_weight: float = 1.0, iou_weight: float = 1.0,
-                   label_weight: float = 0.5,
-                   scene_inputs: torch.Tensor | None = None) -> GroundingLosses:
+                   label_weight: float = 0.5, token_class_weight: float = 1.0,
+                   scene_inputs: torch.Tensor | None = None,
+                   token_classes: torch.Tensor | None = None) -> GroundingLosses:
     """Losses for N ``<ground>`` queries of one scene against their true boxes.
 
     :param head: the grounding head.
@@ -69,8 +72,10 @@ def grounding_loss(head: GroundingHead, query_hidden: torch.Tensor, scene_hidden
     :param target_sizes: (N, 3) true full extents, metres, > 0.
     :param target_labels: int64 (N,) label indices, :data:`IGNORE_INDEX` when unknown.
     :param scene_inputs: (K, H) the scene tokens' input embeddings, passed to the head.
+    :param token_classes: int64 (K,) class of the object holding each scene token (-1: none,
+        :data:`IGNORE_INDEX`: unknown), for a head with token classes.
     :return: cross-entropy against the matching targets, L1 on centre and log-size, 1 - IoU,
-        label cross-entropy, and their weighted total.
+        label cross-entropy, the token-class losses, and their weighted total.
     :raises ValueError: when the counts disagree or a size is not positive.
     """
     n = query_hidden.shape[0]
@@ -98,7 +103,29 @@ def grounding_loss(head: GroundingHead, query_hidden: torch.Tensor, scene_hidden
                                 ignore_index=IGNORE_INDEX)
     else:
         label = prediction.label_logits.sum() * 0.0
+    token_class = _token_class_loss(prediction, target_labels, token_classes)
     total = (token_weight * token + l1_weight * box_l1 + iou_weight * box_iou
-             + label_weight * label)
+             + label_weight * label + token_class_weight * token_class)
     return GroundingLosses(total=total, token=token, box_l1=box_l1, box_iou=box_iou,
-                           label=label)
+                           label=label, token_class=token_class)
+
+
+def _token_class_loss(prediction, target_labels: torch.Tensor,
+                      token_classes: torch.Tensor | None) -> torch.Tensor:
+    """Binary cross-entropy of every token's classes (summed over classes, averaged over
+    tokens) plus cross-entropy of the class each query asks for; 0 without token classes."""
+    if prediction.token_class_logits is None or token_classes is None:
+        return prediction.label_logits.sum() * 0.0
+    logits = prediction.token_class_logits
+    known = token_classes != IGNORE_INDEX
+    target = torch.zeros_like(logits)
+    held = known & (token_classes >= 0)
+    target[held, token_classes[held]] = 1.0
+    tokens = F.binary_cross_entropy_with_logits(logits[known], target[known],
+                                                reduction="sum") / known.sum().clamp_min(1)
+    if bool((target_labels != IGNORE_INDEX).any()):
+        query = F.cross_entropy(prediction.query_class_logits, target_labels,
+                                ignore_index=IGNORE_INDEX)
+    else:
+        query = logits.sum() * 0.0
+    return tokens + query

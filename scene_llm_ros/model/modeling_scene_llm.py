@@ -64,11 +64,14 @@ class GroundingTargets:
     :ivar centers: float (N, 3) box centres, scene frame, metres.
     :ivar sizes: float (N, 3) full extents, metres.
     :ivar labels: N class names; names outside the label vocabulary are ignored by the loss.
+    :ivar scene_objects: every annotated object of the scene as (centres (M, 3), sizes (M, 3),
+        M class names), which supervises the head's token classes; None: not known.
     """
 
     centers: np.ndarray
     sizes: np.ndarray
     labels: list[str]
+    scene_objects: tuple[np.ndarray, np.ndarray, list[str]] | None = None
 
 
 @dataclass
@@ -147,7 +150,8 @@ class SceneLlm(nn.Module):
         self.patch_encoder = patch_encoder
         self.scene_encoder = SceneTokenEncoder(config)
         self.grounding_head = GroundingHead(config.llm_hidden_size, config.grounding_dim,
-                                            len(config.labels), config.box_offset_scale_m)
+                                            len(config.labels), config.box_offset_scale_m,
+                                            token_classes=config.token_classes)
         self.token_ids = special_token_ids(tokenizer)
         self.stop_ids = stop_token_ids(tokenizer, getattr(llm, "generation_config", None))
         self.pad_id = (tokenizer.pad_token_id if tokenizer.pad_token_id is not None
@@ -457,9 +461,30 @@ class SceneLlm(nn.Module):
             item.scene.positions.to(self.device),
             torch.as_tensor(targets.centers, dtype=torch.float32, device=self.device),
             torch.as_tensor(targets.sizes, dtype=torch.float32, device=self.device),
-            self.label_indices(targets.labels), scene_inputs=scene_inputs)
+            self.label_indices(targets.labels), scene_inputs=scene_inputs,
+            token_classes=self._token_class_targets(item.scene.positions, targets))
         return SceneLlmLoss(total=language + grounding_weight * grounding.total,
                             language=language, grounding=grounding)
+
+    def _token_class_targets(self, positions: torch.Tensor, targets: GroundingTargets
+                             ) -> torch.Tensor | None:
+        """int64 (K,) class of the smallest annotated object holding each scene token, -1 for
+        none, IGNORE_INDEX inside objects outside the label vocabulary; None when unused."""
+        if self.grounding_head.token_label is None or targets.scene_objects is None:
+            return None
+        centers, sizes, labels = targets.scene_objects
+        classes = torch.full((positions.shape[0],), -1, dtype=torch.long, device=self.device)
+        if not len(labels):
+            return classes
+        centers = torch.as_tensor(centers, dtype=torch.float32, device=self.device)
+        sizes = torch.as_tensor(sizes, dtype=torch.float32, device=self.device)
+        inside = ((positions.to(self.device)[:, None, :].float() - centers[None]).abs()
+                  <= sizes[None] / 2).all(dim=-1)  # (K, M)
+        volume = sizes.prod(dim=-1).expand_as(inside).masked_fill(~inside, float("inf"))
+        smallest = volume.argmin(dim=-1)
+        held = inside.any(dim=-1)
+        classes[held] = self.label_indices(labels)[smallest[held]]
+        return classes
 
     # -- LoRA --------------------------------------------------------------------------
     def wrap_with_lora(self, *, rank: int = 16, alpha: int = 32, dropout: float = 0.05,

@@ -176,3 +176,61 @@ def test_a_padded_batch_gives_each_example_its_own_losses_and_gradients():
                                atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="at least one example"):
         model.compute_batch_loss([])
+
+
+def _class_scene(generator: torch.Generator, directions: torch.Tensor, tokens: int = 24):
+    """Scene tokens whose input embeddings say their class (noisy class directions)."""
+    classes = torch.randint(0, len(directions), (tokens,), generator=generator)
+    inputs = directions[classes] + 0.3 * torch.randn(tokens, directions.shape[1],
+                                                     generator=generator)
+    positions = torch.rand(tokens, 3, generator=generator) * 4
+    return classes, inputs, positions
+
+
+def test_token_classes_learn_to_point_the_query_at_tokens_of_its_class():
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    directions = torch.randn(5, 32, generator=generator)
+    head = GroundingHead(32, 16, 5, box_offset_scale_m=0.5, token_classes=True)
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
+
+    def episode():
+        classes, inputs, positions = _class_scene(generator, directions)
+        target = int(classes[0])
+        # The query states its class; the scene hidden states are noise (an LLM that has
+        # blended the tokens), so only the token classes can find the object.
+        query = directions[target][None] + 0.3 * torch.randn(1, 32, generator=generator)
+        return classes, inputs, positions, target, query, torch.randn(len(classes), 32)
+
+    for _ in range(150):
+        classes, inputs, positions, target, query, hidden = episode()
+        losses = grounding_loss(head, query, hidden, positions, positions[:1] + 0.0,
+                                torch.full((1, 3), 0.05), torch.tensor([target]),
+                                scene_inputs=inputs, token_classes=classes)
+        optimizer.zero_grad()
+        losses.total.backward()
+        optimizer.step()
+    assert float(losses.token_class) > 0
+    hits = 0
+    with torch.no_grad():
+        for _ in range(50):
+            classes, inputs, positions, target, query, hidden = episode()
+            prediction = head(query, hidden, positions, scene_inputs=inputs)
+            hits += int(classes[prediction.anchor_index[0]] == target)
+    assert hits >= 45
+    head.add_labels(2)
+    assert head.token_label.out_features == head.query_label.out_features == 7
+
+
+def test_token_class_targets_take_the_smallest_object_holding_each_token():
+    model = build_tiny_scene_llm(CORPUS, vocab_size=300, token_classes=True,
+                                 labels=["table", "lamp"])
+    positions = torch.tensor([[0.0, 0.0, 0.5], [0.0, 0.0, 1.0], [5.0, 5.0, 5.0],
+                              [3.0, 0.0, 0.5]])
+    objects = (np.array([[0.0, 0.0, 0.5], [0.0, 0.0, 1.0], [3.0, 0.0, 0.5]]),
+               np.array([[2.0, 2.0, 1.0], [0.3, 0.3, 0.5], [1.0, 1.0, 1.0]]),
+               ["table", "lamp", "spaceship"])
+    targets = GroundingTargets(centers=objects[0][:1], sizes=objects[1][:1], labels=["table"],
+                               scene_objects=objects)
+    classes = model._token_class_targets(positions, targets)  # noqa: SLF001
+    assert classes.tolist() == [0, 1, -1, -100]  # table, lamp on it, nothing, unknown class

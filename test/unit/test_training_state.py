@@ -120,14 +120,15 @@ def test_step_stats_average_grounding_over_grounded_examples_only():
         return SceneLlmLoss(torch.tensor(total), torch.tensor(language), parts)
 
     rank0 = StepStats.local_vector([example_vector(loss(2.0, 2.0)),
-                                    example_vector(loss(6.0, 1.0, (5.0, 2.0, 1.0, 1.0, 2.0)))],
+                                    example_vector(loss(6.0, 1.0, (5.0, 2.0, 1.0, 1.0, 2.0, 0.6)))],
                                    tokens=100, seconds=2.0)
-    rank1 = StepStats.local_vector([example_vector(loss(4.0, 3.0, (1.0, 0.5, 0.2, 0.1, 0.4))),
+    rank1 = StepStats.local_vector([example_vector(loss(4.0, 3.0, (1.0, 0.5, 0.2, 0.1, 0.4, 0.2))),
                                     example_vector(loss(4.0, 4.0))], tokens=300, seconds=2.0)
     stats = StepStats.from_reduced(rank0 + rank1, world_size=2)
     assert (stats.total, stats.language) == (4.0, 2.5)
     assert stats.grounding == pytest.approx({"total": 3.0, "token": 1.25, "box_l1": 0.6,
-                                             "box_iou": 0.55, "label": 1.2})
+                                             "box_iou": 0.55, "label": 1.2,
+                                             "token_class": 0.4})
     assert stats.tokens_per_s == 200.0  # 400 tokens in 2 s of concurrent work
     alone = StepStats.from_reduced(StepStats.local_vector([example_vector(loss(1.0, 1.0))],
                                                           tokens=10, seconds=1.0), world_size=1)
