@@ -12,11 +12,8 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
 from scene_llm_ros.errors import SceneLlmError
-from scene_llm_ros.nodes.fusion_node import PARAMS as FUSION_PARAMS
 from scene_llm_ros.nodes.fusion_node import FusionNode
 from scene_llm_ros.nodes.inference_node import InferenceNode
-
-FUSION_DEFAULTS = {p.name: p.default for p in FUSION_PARAMS}
 
 
 class CompositionError(SceneLlmError):
@@ -55,10 +52,8 @@ def compose(*, fusion_parameters: list[Parameter] = (),
             raise CompositionError("inference_node failed to configure (could the model be "
                                    "loaded? its log above says why)")
         model = inference.engine.model
-        adopted = [Parameter(name, value=type(FUSION_DEFAULTS[name])(value))
-                   for name, value in model.config.scene_tokens.items()]
-        fusion = FusionNode(encoder=model.patch_encoder,
-                            parameter_overrides=adopted + list(fusion_parameters), **node_kwargs)
+        fusion = FusionNode(encoder=model.patch_encoder, scene_tokens=model.config.scene_tokens,
+                            parameter_overrides=list(fusion_parameters), **node_kwargs)
         created.append(fusion)
         holder.append(fusion)
         if fusion.trigger_configure() != TransitionCallbackReturn.SUCCESS:

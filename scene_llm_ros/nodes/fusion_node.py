@@ -17,6 +17,7 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -133,13 +134,17 @@ class FusionNode(WorkerLifecycleNode):
 
     :param encoder: a patch encoder to use instead of the ``patch_encoder`` parameter (for
         in-process composition with an inference node that owns the model's encoder).
+    :param scene_tokens: the scene-token settings of the model ``encoder`` belongs to
+        (``SceneLlmConfig.scene_tokens``); without an injected encoder they are read from the
+        model ``patch_encoder`` names. Either way they replace the parameters.
     """
 
     def __init__(self, node_name: str = "fusion_node", *, encoder: PatchEncoder | None = None,
-                 **kwargs) -> None:
+                 scene_tokens: dict | None = None, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         declare(self, PARAMS)
         self._injected_encoder = encoder
+        self._injected_scene_tokens = dict(scene_tokens or {})
         self.fusion: SceneFusion | None = None
         self.pipeline: IngestPipeline | None = None
         self._subscriptions_made: list = []
@@ -156,12 +161,13 @@ class FusionNode(WorkerLifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         p = values(self, PARAMS)
         try:
-            encoder = self._injected_encoder
+            encoder, scene_tokens = self._injected_encoder, self._injected_scene_tokens
             if encoder is None:
                 encoder = load_patch_encoder(
                     p["patch_encoder"], device=p["encoder_device"], layer=p["encoder_layer"],
                     image_size=p["encoder_image_size"] or None)
-                self._adopt_model_scene_tokens(p, model_scene_tokens(p["patch_encoder"]))
+                scene_tokens = model_scene_tokens(p["patch_encoder"])
+            self._adopt_model_scene_tokens(p, scene_tokens)
             fusion_config = FusionConfig(
                 voxel_size_m=p["voxel_size_m"], block_resolution=p["block_resolution"],
                 depth_max_m=p["depth_max_m"], trunc_voxel_multiplier=p["trunc_voxel_multiplier"],
@@ -206,12 +212,16 @@ class FusionNode(WorkerLifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _adopt_model_scene_tokens(self, p: dict, settings: dict) -> None:
-        # The model reads only tokens like those it was trained on.
+        # The model reads only tokens like those it was trained on; the parameters say so too.
+        changed = []
         for name, value in settings.items():
             if p[name] != value:
-                self.get_logger().info(f"{name} {p[name]} -> {value}: the scene tokens of the "
-                                       f"model {p['patch_encoder']}")
+                self.get_logger().info(f"{name} {p[name]} -> {value}: the scene tokens the "
+                                       f"model was trained on")
                 p[name] = type(p[name])(value)
+                changed.append(Parameter(name, value=p[name]))
+        if changed:
+            self.set_parameters(changed)
 
     def _create_entities(self, p: dict, image_qos: QoSProfile) -> None:
         # Input callbacks only buffer, so streams run concurrently; each stream has its own

@@ -218,3 +218,11 @@ def test_a_node_feeding_a_model_adopts_its_scene_token_settings(ros):
     assert settings == {"patch_voxel_size_m": 0.25, "max_patch_tokens": 192}
     assert node.fusion.config.patch_voxel_size_m == settings["patch_voxel_size_m"]
     assert node.fusion.config.max_patch_tokens == settings["max_patch_tokens"]
+    assert node.get_parameter("max_patch_tokens").value == settings["max_patch_tokens"]
+    # Composed with the model's own encoder, the settings come with it.
+    composed = FusionNode("composed_fusion", context=ros.context,
+                          encoder=embedded.patch_encoder, scene_tokens=settings)
+    ros._nodes.append(composed)  # noqa: SLF001 - the harness destroys it
+    assert composed.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert composed.fusion.config.patch_voxel_size_m == settings["patch_voxel_size_m"]
+    assert composed.get_parameter("patch_voxel_size_m").value == settings["patch_voxel_size_m"]
