@@ -203,6 +203,20 @@ def test_bags_without_rgbd_fail_clearly(shared_data, tmp_path, caplog):
     assert not (tmp_path / "out").exists()
 
 
+def test_question_files_about_different_scenes_are_refused(tmp_path, caplog):
+    files = []
+    for scene in ("scene0001_00", "scene0002_00"):
+        path = tmp_path / f"ScanQA_{scene}.json"
+        path.write_text(json.dumps([{"scene_id": scene, "question_id": f"{scene}-0",
+                                     "question": "what is here?", "answers": ["a chair"],
+                                     "object_ids": [1], "object_names": ["chair"]}]))
+        files.append(path)
+    assert main(["evaluate", "--bag", str(tmp_path / "no_bag"), "--questions", *map(str, files),
+                 "--out", str(tmp_path / "out"), "--checkpoint", str(tmp_path)]) == 1
+    assert "different scenes ['scene0001_00', 'scene0002_00']" in caplog.text
+    assert not (tmp_path / "out").exists()
+
+
 def test_replayed_images_keep_the_bag_bytes(frames, tmp_path):
     bag = tmp_path / "bag"
     write_bag(frames[:1], bag, color_encoding="bgr8", depth_encoding="32FC1")
