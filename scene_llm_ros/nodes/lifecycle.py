@@ -16,6 +16,9 @@ class WorkerLifecycleNode(LifecycleNode):
     _detach_logging = None  # set by subclasses that forward core logging to this node
 
     def destroy_node(self) -> None:
+        # A node destroyed without a shutdown transition still frees its scene and model
+        # (Open3D reports memory still held at process exit as a failure).
+        self._release()
         if self._detach_logging is not None:
             self._detach_logging()
         super().destroy_node()
