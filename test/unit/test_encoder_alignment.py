@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from test_training_support import make_dataset
+from training_testutil import make_dataset
 
 from scene_llm_ros.data.scannet import iter_scene_frames
 from scene_llm_ros.fusion.encoders import BuiltinEncoderConfig, load_patch_encoder

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from model_testutil import CORPUS, force_token, make_snapshot, tiny_model
 from safetensors.torch import load_file, save_file
-from test_model_support import CORPUS, force_token, make_snapshot, tiny_model
 
 from scene_llm_ros.errors import DataFormatError
 from scene_llm_ros.model import (

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from test_model_support import force_token, make_snapshot, tiny_model
+from model_testutil import force_token, make_snapshot, tiny_model
 
 from scene_llm_ros.model import (
     EmptySceneError,

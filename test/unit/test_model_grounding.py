@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_model_support import CORPUS, make_snapshot
+from model_testutil import CORPUS, make_snapshot
 
 from scene_llm_ros.model import (
     GROUND_TOKEN,

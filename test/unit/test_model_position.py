@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from test_model_support import make_snapshot
+from model_testutil import make_snapshot
 
 from scene_llm_ros.model import EmptySceneError, SceneLlmConfig, prepare_scene_inputs
 from scene_llm_ros.model.position_embedding import scene_origin

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_model_support import CORPUS, tiny_model
+from model_testutil import CORPUS, tiny_model
 
 from scene_llm_ros.model import (
     GROUND_TOKEN,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from test_model_support import CORPUS, tiny_model
+from model_testutil import CORPUS, tiny_model
 
 from scene_llm_ros.model import GROUND_TOKEN, POINT_TOKEN, SCENE_TOKEN
 from scene_llm_ros.model.tiny import build_tiny_llm, build_tiny_tokenizer

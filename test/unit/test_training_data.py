@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_model_support import make_snapshot
-from test_training_support import make_dataset, stage_config
+from model_testutil import make_snapshot
+from training_testutil import make_dataset, stage_config
 
 from scene_llm_ros.fusion.config import FusionConfig
 from scene_llm_ros.fusion.encoders import BuiltinPatchEncoder

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_training_support import make_dataset, stage_config
+from training_testutil import make_dataset, stage_config
 
 from scene_llm_ros.cli import main as cli_main
 from scene_llm_ros.model import SceneLlm
