@@ -254,3 +254,25 @@ def test_a_process_whose_node_is_destroyed_without_shutdown_exits_cleanly():
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Open3D WARNING" not in done.stderr
+
+
+@pytest.mark.parametrize("input_thread", [True, False])
+def test_inputs_follow_the_node_remappings_on_either_executor(ros, encoder, input_thread):
+    node = FusionNode(encoder=encoder, context=ros.context, cli_args=[
+        "--ros-args", "-r", "__node:=front_fusion", "-r", "color/image:=/front/rgb"],
+        parameter_overrides=[Parameter("input_thread", value=input_thread)])
+    ros.executor.add_node(node)
+    ros._nodes.append(node)  # noqa: SLF001 - the harness destroys it
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    owner = "_front_fusion_input" if input_thread else "front_fusion"
+    observer = ros.node("observer")
+    subscribers = wait_for(lambda: observer.get_subscriptions_info_by_topic("/front/rgb"),
+                           what="the remapped colour subscription")
+    assert [s.node_name for s in subscribers] == [owner]
+    assert observer.get_subscriptions_info_by_topic("/depth/image")[0].node_name == owner
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    wait_for(lambda: not observer.get_subscriptions_info_by_topic("/front/rgb"),
+             what="the subscriptions to go with cleanup")
+    wait_for(lambda: "_front_fusion_input" not in observer.get_node_names(),
+             what="the internal node to go with cleanup")
+    assert "front_fusion" in observer.get_node_names()
