@@ -21,6 +21,11 @@ Two modes, each on a fresh node:
 * back-pressure: reliable QoS; the next frame is published only once the previous one was
   integrated or dropped, giving the node's wall cost per integrated frame.
 
+Both modes run twice: with the inputs on the node's own input thread (``input_thread: true``,
+the default) and on the node's executor (``false``), and the two are compared. A last
+back-pressure run with keyframes off measures the geometry path alone, the work bare Open3D
+does too (keyframe patch updates have their own target).
+
 The process sets passive OpenMP waiting as the node executables do
 (``scene_llm_ros.nodes.runtime``); pass ``OMP_WAIT_POLICY=ACTIVE`` to see the difference.
 The issue's targets are printed beside the numbers.
@@ -236,9 +241,11 @@ def _connect(conn, *, reliable: bool) -> None:
         raise RuntimeError("the camera never matched the fusion node's subscriptions")
 
 
-def run_realtime(conn, context, executor, frames, rate_hz: float) -> ModeResult:
+def run_realtime(conn, context, executor, frames, rate_hz: float,
+                 input_thread: bool) -> ModeResult:
     # The node's defaults, as on a robot: best-effort images, a queue of 5.
-    node, result, _ = _start_node(context, executor, "fusion_node_realtime", {})
+    node, result, _ = _start_node(context, executor, f"fusion_node_realtime_{input_thread}",
+                                  {"input_thread": input_thread})
     _connect(conn, reliable=False)
     conn.send(("stream", rate_hz, False))
     while True:
@@ -261,9 +268,17 @@ def run_realtime(conn, context, executor, frames, rate_hz: float) -> ModeResult:
     return result
 
 
-def run_lockstep(conn, context, executor, frames) -> ModeResult:
-    node, result, recorder = _start_node(context, executor, "fusion_node_lockstep",
-                                            {"qos_reliability": "reliable"})
+# Keyframe thresholds no walk reaches: only the first frame is encoded into patches.
+_NO_KEYFRAMES = {"keyframe_translation_m": 100.0, "keyframe_rotation_deg": 360.0,
+                 "keyframe_interval_s": 3600.0}
+
+
+def run_lockstep(conn, context, executor, frames, input_thread: bool,
+                 keyframes: bool = True) -> ModeResult:
+    params = {"qos_reliability": "reliable", "input_thread": input_thread,
+              **({} if keyframes else _NO_KEYFRAMES)}
+    node, result, recorder = _start_node(
+        context, executor, f"fusion_node_lockstep_{input_thread}_{keyframes}", params)
     _connect(conn, reliable=True)
     conn.send(("stream", 0.0, True))
     pipeline = node.pipeline
@@ -367,15 +382,23 @@ def main() -> int:
     rclpy.init(context=context, domain_id=args.domain_id)
     executor = MultiThreadedExecutor(num_threads=3, context=context)  # as fusion_node main()
     spinner = Spinner(executor)
+    modes = {}
     try:
-        t0 = time.perf_counter()
-        realtime = run_realtime(conn, context, executor, frames, args.rate_hz)
-        out.write(f"real-time mode done in {time.perf_counter() - t0:.1f} s\n")
-        t0 = time.perf_counter()
+        for input_thread in (True, False):
+            t0 = time.perf_counter()
+            realtime = run_realtime(conn, context, executor, frames, args.rate_hz, input_thread)
+            out.write(f"real-time mode (input_thread {input_thread}) done in "
+                      f"{time.perf_counter() - t0:.1f} s\n")
+            t0 = time.perf_counter()
+            cpu_start = time.process_time()
+            lockstep = run_lockstep(conn, context, executor, frames, input_thread)
+            lockstep.cpu_ms = (time.process_time() - cpu_start) * 1e3
+            out.write(f"back-pressure mode (input_thread {input_thread}) done in "
+                      f"{time.perf_counter() - t0:.1f} s\n")
+            modes[input_thread] = (realtime, lockstep)
         cpu_start = time.process_time()
-        lockstep = run_lockstep(conn, context, executor, frames)
-        lockstep.cpu_ms = (time.process_time() - cpu_start) * 1e3
-        out.write(f"back-pressure mode done in {time.perf_counter() - t0:.1f} s\n")
+        geometry = run_lockstep(conn, context, executor, frames, True, keyframes=False)
+        geometry.cpu_ms = (time.process_time() - cpu_start) * 1e3
     finally:
         conn.send(("quit",))
         camera.join(10)
@@ -383,7 +406,9 @@ def main() -> int:
         rclpy.try_shutdown(context=context)
         spinner.join(5)
 
-    report(sys.stdout, args.rate_hz, bare, bare_cpu_ms, realtime, lockstep)
+    report(sys.stdout, args.rate_hz, bare, bare_cpu_ms, modes)
+    _report_lockstep(sys.stdout, "(c) back-pressure as (b), own input thread, keyframes off "
+                     "(the geometry path bare Open3D also does)", geometry, bare, bare_cpu_ms)
     if spinner.errors:
         out.write(f"\nWARNING: {len(spinner.errors)} executor callback exceptions (the node's "
                   f"own code raised), first: {spinner.errors[0]}\n")
@@ -395,20 +420,41 @@ def _drops(r: ModeResult) -> str:
     return ", ".join(f"{k} {v}" for k, v in r.drops.items()) or "none"
 
 
-def report(out, rate_hz: float, bare: np.ndarray, bare_cpu_ms: float, realtime: ModeResult,
-           lockstep: ModeResult) -> None:
-    """Print both modes beside bare Open3D and the issue's targets."""
-    def row(name, value, target=""):
-        out.write(f"{name:<60} {value:>16}   {target}\n")
-
+def report(out, rate_hz: float, bare: np.ndarray, bare_cpu_ms: float,
+           modes: dict[bool, tuple[ModeResult, ModeResult]]) -> None:
+    """Print every mode beside bare Open3D and the issue's targets, then the input thread's
+    effect (the node's default ``input_thread: true`` against ``false``)."""
     out.write("\n== bare Open3D VoxelBlockGrid (same frames, uint16/uint8 ready) ==\n")
-    row("ms/frame median / mean", f"{np.median(bare):.1f} / {bare.mean():.1f}")
-    row("process CPU ms/frame (all threads)", f"{bare_cpu_ms:.1f}")
+    _row(out, "ms/frame median / mean", f"{np.median(bare):.1f} / {bare.mean():.1f}")
+    _row(out, "process CPU ms/frame (all threads)", f"{bare_cpu_ms:.1f}")
+    for input_thread, (realtime, lockstep) in modes.items():
+        where = ("own input thread (default)" if input_thread
+                 else "inputs on the node's executor")
+        _report_realtime(out, f"(a) real time: {rate_hz:g} Hz, default QoS (best effort), "
+                         f"queue_size 5, {where}", realtime)
+        _report_lockstep(out, f"(b) back-pressure: reliable QoS, next frame after the "
+                         f"previous one is fused, {where}", lockstep, bare, bare_cpu_ms)
+    if len(modes) == 2 and all(m[1].integrated for m in modes.values()):
+        (rt_on, ls_on), (rt_off, ls_off) = modes[True], modes[False]
+        out.write("\n== input thread: input_thread true vs false ==\n")
+        _row(out, "real time: integrated / published, true vs false",
+             f"{rt_on.integrated / rt_on.published:.0%} vs "
+             f"{rt_off.integrated / rt_off.published:.0%}")
+        cpu_on, cpu_off = ls_on.cpu_ms / ls_on.integrated, ls_off.cpu_ms / ls_off.integrated
+        _row(out, "back-pressure CPU ms per frame, true vs false",
+             f"{cpu_on:.1f} vs {cpu_off:.1f}", f"{cpu_off / cpu_on:.1f}x less with the thread")
 
-    r = realtime
+
+def _row(out, name, value, target=""):
+    out.write(f"{name:<60} {value:>16}   {target}\n")
+
+
+def _report_realtime(out, title: str, r: ModeResult) -> None:
+    def row(name, value, target=""):
+        _row(out, name, value, target)
+
     lat = r.latencies_ms
-    out.write(f"\n== (a) real time: {rate_hz:g} Hz, default QoS (best effort), "
-              "queue_size 5 ==\n")
+    out.write(f"\n== {title} ==\n")
     row("frames published / achieved publish rate",
         f"{r.published} / {r.published / r.publish_s:.1f} Hz")
     row("frames received by the node / lost in DDS",
@@ -429,9 +475,14 @@ def report(out, rate_hz: float, bare: np.ndarray, bare_cpu_ms: float, realtime: 
     row("keeps up (every published frame integrated)", "yes" if r.integrated == r.published
         else f"no ({r.integrated / max(r.published, 1):.0%})")
 
-    r = lockstep
-    out.write("\n== (b) back-pressure: reliable QoS, next frame after the previous one is "
-              "fused ==\n")
+
+
+def _report_lockstep(out, title: str, r: ModeResult, bare: np.ndarray,
+                     bare_cpu_ms: float) -> None:
+    def row(name, value, target=""):
+        _row(out, name, value, target)
+
+    out.write(f"\n== {title} ==\n")
     row("frames published / received / integrated",
         f"{r.published} / {r.received} / {r.integrated}")
     row("frames dropped by the node / lockstep timeouts",
