@@ -87,10 +87,11 @@ class SceneFusion:
         if frame.T_world_cam is None:
             raise InvalidFrameError("frame has no pose")
         start = time.perf_counter()
-        depth = frame.depth.copy()
-        depth[~np.isfinite(depth) | (depth <= 0) | (depth > self.config.depth_max_m)] = np.nan
-        if not np.isfinite(depth).any():
+        # Comparisons are False for NaN and exclude +-inf, so one mask covers every hole.
+        in_range = (frame.depth > 0) & (frame.depth <= self.config.depth_max_m)
+        if not in_range.any():
             raise InvalidFrameError("frame has no valid depth within range")
+        depth = np.where(in_range, frame.depth, np.float32(np.nan))
 
         with self._lock:
             is_keyframe = self._keyframes.is_keyframe(frame.T_world_cam, frame.stamp_ns)
@@ -127,8 +128,8 @@ class SceneFusion:
         return positions[valid], grid.reshape(-1, grid.shape[-1])[valid]
 
     def _update_bounds(self, depth: np.ndarray, frame: RGBDFrame) -> None:
-        # Every 8th pixel is plenty for an axis-aligned bound.
-        world = backproject(depth, frame.intrinsics, frame.T_world_cam, stride=8)
+        # Every 16th pixel is plenty for an axis-aligned bound (and cheap on every frame).
+        world = backproject(depth, frame.intrinsics, frame.T_world_cam, stride=16)
         if len(world) == 0:
             return
         np.minimum(self._bounds_min, world.min(axis=0), out=self._bounds_min)

@@ -64,9 +64,10 @@ class TsdfVolume:
         if not depth_mm.any():
             # Open3D raises "No block is touched" on such frames.
             raise InvalidFrameError("frame has no valid depth within range")
-        depth_image = o3d.t.geometry.Image(o3c.Tensor(depth_mm)).to(self.device)
+        # from_numpy shares the arrays' memory: Open3D only reads them during this call.
+        depth_image = o3d.t.geometry.Image(o3c.Tensor.from_numpy(depth_mm)).to(self.device)
         color_image = o3d.t.geometry.Image(
-            o3c.Tensor(np.ascontiguousarray(frame.color))).to(self.device)
+            o3c.Tensor.from_numpy(np.ascontiguousarray(frame.color))).to(self.device)
         intrinsic = o3c.Tensor(frame.intrinsics.matrix, o3c.float64)
         extrinsic = o3c.Tensor(np.linalg.inv(frame.T_world_cam), o3c.float64)
         try:
