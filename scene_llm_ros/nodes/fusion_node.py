@@ -44,6 +44,7 @@ from scene_llm_ros.nodes.input_executor import InputExecutor
 from scene_llm_ros.nodes.lifecycle import WorkerLifecycleNode, run_standalone
 from scene_llm_ros.nodes.logging_bridge import forward_python_logging
 from scene_llm_ros.nodes.parameters import Param, declare, values
+from scene_llm_ros.nodes.raw_image import parse_image
 from scene_llm_ros.srv import LoadScene, SaveScene
 
 try:  # tf2_msgs has no PyPI wheel; on a robot it is always there
@@ -238,8 +239,9 @@ class FusionNode(WorkerLifecycleNode):
         if p["input_thread"]:
             self._inputs = InputExecutor(self)
 
-            def sub(msg_type, topic, callback, qos, callback_group=None):  # one thread, in order
-                return self._inputs.create_subscription(msg_type, topic, callback, qos)
+            def sub(msg_type, topic, callback, qos, callback_group=None, raw=False):
+                # one thread for every stream: in order, no groups needed
+                return self._inputs.create_subscription(msg_type, topic, callback, qos, raw=raw)
         else:
             sub = self.create_subscription
         self._subscriptions_made = self._image_subscriptions(p, image_qos, sub, new_input_group)
@@ -305,11 +307,15 @@ class FusionNode(WorkerLifecycleNode):
                 synchronizer.registerCallback(pipeline.add_synchronized)
                 self._synchronizer = synchronizer  # keeps the callback alive
                 return [s.sub for s in subscribers]
+        # Images arrive serialized and are read in place (parse_image), saving rclpy's two
+        # copies of the pixels into a Python message.
         return [
-            sub(Image, topics.COLOR_IMAGE, guarded(self, pipeline.add_color, "colour image"),
-                qos, callback_group=new_group()),
-            sub(Image, topics.DEPTH_IMAGE, guarded(self, pipeline.add_depth, "depth image"),
-                qos, callback_group=new_group()),
+            sub(Image, topics.COLOR_IMAGE,
+                guarded(self, lambda raw: pipeline.add_color(parse_image(raw)), "colour image"),
+                qos, callback_group=new_group(), raw=True),
+            sub(Image, topics.DEPTH_IMAGE,
+                guarded(self, lambda raw: pipeline.add_depth(parse_image(raw)), "depth image"),
+                qos, callback_group=new_group(), raw=True),
             sub(CameraInfo, topics.CAMERA_INFO,
                 guarded(self, pipeline.add_camera_info, "camera info"), qos,
                 callback_group=new_group()),

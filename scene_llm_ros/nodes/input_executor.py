@@ -39,9 +39,9 @@ class InputExecutor:
                                         name=f"{owner.get_name()}_input")
         self._thread.start()
 
-    def create_subscription(self, msg_type, topic: str, callback, qos):
+    def create_subscription(self, msg_type, topic: str, callback, qos, *, raw: bool = False):
         resolved = self._owner.resolve_topic_name(topic)
-        return self.node.create_subscription(msg_type, resolved, callback, qos)
+        return self.node.create_subscription(msg_type, resolved, callback, qos, raw=raw)
 
     def close(self) -> None:
         """Stop the thread and destroy the internal node with its subscriptions."""
