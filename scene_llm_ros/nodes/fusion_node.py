@@ -238,10 +238,7 @@ class FusionNode(WorkerLifecycleNode):
         services = MutuallyExclusiveCallbackGroup()
         if p["input_thread"]:
             self._inputs = InputExecutor(self)
-
-            def sub(msg_type, topic, callback, qos, callback_group=None, raw=False):
-                # one thread for every stream: in order, no groups needed
-                return self._inputs.create_subscription(msg_type, topic, callback, qos, raw=raw)
+            sub = self._inputs.create_subscription
         else:
             sub = self.create_subscription
         self._subscriptions_made = self._image_subscriptions(p, image_qos, sub, new_input_group)

@@ -39,7 +39,10 @@ class InputExecutor:
                                         name=f"{owner.get_name()}_input")
         self._thread.start()
 
-    def create_subscription(self, msg_type, topic: str, callback, qos, *, raw: bool = False):
+    def create_subscription(self, msg_type, topic: str, callback, qos, *, callback_group=None,
+                            raw: bool = False):
+        """As ``Node.create_subscription`` on the owner. ``callback_group`` is accepted and
+        ignored: one thread runs every callback here, in arrival order."""
         resolved = self._owner.resolve_topic_name(topic)
         return self.node.create_subscription(msg_type, resolved, callback, qos, raw=raw)
 
