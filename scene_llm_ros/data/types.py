@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scene_llm_ros.data.depth import depth_from_uint16
 from scene_llm_ros.errors import InvalidFrameError
 
 
@@ -70,8 +71,9 @@ class RGBDFrame:
     """One posed RGB-D frame.
 
     :ivar color: uint8 (H, W, 3) RGB.
-    :ivar depth: float32 (H, W) metres along the optical axis, NaN = invalid; registered to
-        ``color`` (same size and intrinsics).
+    :ivar depth: float32 (H, W) metres along the optical axis, NaN = invalid; or uint16
+        (H, W) millimetres, 0 = invalid, as 16UC1 sensors deliver it (integration reads it
+        without a conversion). Registered to ``color`` (same size and intrinsics).
     :ivar intrinsics: pinhole model of both images.
     :ivar T_world_cam: float64 (4, 4) camera optical frame -> world, or None if unknown.
     :ivar stamp_ns: acquisition time in nanoseconds.
@@ -86,14 +88,20 @@ class RGBDFrame:
     frame_id: str = "camera_color_optical_frame"
     extras: dict = field(default_factory=dict)
 
+    def depth_metres(self) -> np.ndarray:
+        """float32 (H, W) metres, NaN = invalid (``depth`` itself when it is float)."""
+        if self.depth.dtype == np.uint16:
+            return depth_from_uint16(self.depth)
+        return self.depth
+
     def validate(self) -> None:
         """Raise :class:`InvalidFrameError` when the arrays or the pose are unusable."""
         if self.color.ndim != 3 or self.color.shape[2] != 3 or self.color.dtype != np.uint8:
             raise InvalidFrameError(
                 f"color must be uint8 (H, W, 3), got {self.color.dtype} {self.color.shape}")
-        if self.depth.ndim != 2 or self.depth.dtype != np.float32:
-            raise InvalidFrameError(
-                f"depth must be float32 (H, W), got {self.depth.dtype} {self.depth.shape}")
+        if self.depth.ndim != 2 or self.depth.dtype not in (np.float32, np.uint16):
+            raise InvalidFrameError(f"depth must be float32 or uint16 (H, W), got "
+                                    f"{self.depth.dtype} {self.depth.shape}")
         if self.color.shape[:2] != self.depth.shape:
             raise InvalidFrameError(
                 f"color {self.color.shape[1]}x{self.color.shape[0]} and depth "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from scene_llm_ros.data.depth import depth_from_uint16
 from scene_llm_ros.data.types import CameraIntrinsics
 
 
@@ -46,14 +47,17 @@ def lift_patch_grid(depth: np.ndarray, intrinsics: CameraIntrinsics, T_world_cam
 
 
 def backproject(depth: np.ndarray, intrinsics: CameraIntrinsics, T_world_cam: np.ndarray, *,
-                stride: int = 4) -> np.ndarray:
+                stride: int = 4, depth_max_m: float = np.inf) -> np.ndarray:
     """World points of every ``stride``-th valid depth pixel.
 
-    :param depth: float32 (H, W) metres, NaN/0 = invalid.
+    :param depth: float32 (H, W) metres, NaN/0 = invalid; or uint16 millimetres, 0 = invalid.
+    :param depth_max_m: farther pixels are invalid too.
     :return: float32 (N, 3) metres in the frame ``T_world_cam`` maps into.
     """
     sub = depth[::stride, ::stride]
-    v, u = np.nonzero(np.isfinite(sub) & (sub > 0))
+    if sub.dtype == np.uint16:
+        sub = depth_from_uint16(sub)  # only the sampled pixels are converted
+    v, u = np.nonzero(np.isfinite(sub) & (sub > 0) & (sub <= depth_max_m))
     z = sub[v, u].astype(np.float64)
     cam = np.stack([(u * stride - intrinsics.cx) / intrinsics.fx * z,
                     (v * stride - intrinsics.cy) / intrinsics.fy * z, z], axis=1)

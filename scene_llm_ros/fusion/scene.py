@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scene_llm_ros.data.depth import DEPTH_SHIFT, depth_from_uint16
 from scene_llm_ros.data.types import RGBDFrame
 from scene_llm_ros.errors import DataFormatError, InvalidFrameError
 from scene_llm_ros.fusion.config import FusionConfig
@@ -87,19 +88,29 @@ class SceneFusion:
         if frame.T_world_cam is None:
             raise InvalidFrameError("frame has no pose")
         start = time.perf_counter()
-        # Comparisons are False for NaN and exclude +-inf, so one mask covers every hole.
-        in_range = (frame.depth > 0) & (frame.depth <= self.config.depth_max_m)
+        max_m = self.config.depth_max_m
+        if frame.depth.dtype == np.uint16:
+            # Sensor millimetres go to the TSDF as they are; metres are made for keyframes only.
+            depth = frame.depth
+            in_range = (depth > 0) & (depth <= max_m * DEPTH_SHIFT)
+        else:
+            # Comparisons are False for NaN and exclude +-inf, so one mask covers every hole.
+            in_range = (frame.depth > 0) & (frame.depth <= max_m)
+            depth = np.where(in_range, frame.depth, np.float32(np.nan))
         if not in_range.any():
             raise InvalidFrameError("frame has no valid depth within range")
-        depth = np.where(in_range, frame.depth, np.float32(np.nan))
 
         with self._lock:
             is_keyframe = self._keyframes.is_keyframe(frame.T_world_cam, frame.stamp_ns)
-        positions = features = None
+        positions = features = depth_m = None
         patch_ms = 0.0
         if is_keyframe:
             patch_start = time.perf_counter()
-            positions, features = self._lift_patches(frame, depth)
+            depth_m = depth
+            if depth.dtype == np.uint16:
+                depth_m = depth_from_uint16(depth)
+                depth_m[~in_range] = np.nan
+            positions, features = self._lift_patches(frame, depth_m)
             patch_ms = (time.perf_counter() - patch_start) * 1e3
 
         with self._lock:
@@ -108,7 +119,7 @@ class SceneFusion:
             new_tokens = 0
             if is_keyframe:
                 new_tokens = self._memory.add(positions, features)
-                self._keyframe = Keyframe(frame.color.copy(), depth, frame.intrinsics,
+                self._keyframe = Keyframe(frame.color.copy(), depth_m, frame.intrinsics,
                                           np.array(frame.T_world_cam, np.float64),
                                           frame.stamp_ns, frame.frame_id)
                 self._keyframe_count += 1
@@ -129,7 +140,8 @@ class SceneFusion:
 
     def _update_bounds(self, depth: np.ndarray, frame: RGBDFrame) -> None:
         # Every 16th pixel is plenty for an axis-aligned bound (and cheap on every frame).
-        world = backproject(depth, frame.intrinsics, frame.T_world_cam, stride=16)
+        world = backproject(depth, frame.intrinsics, frame.T_world_cam, stride=16,
+                            depth_max_m=self.config.depth_max_m)
         if len(world) == 0:
             return
         np.minimum(self._bounds_min, world.min(axis=0), out=self._bounds_min)

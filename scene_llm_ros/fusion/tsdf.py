@@ -51,7 +51,8 @@ class TsdfVolume:
             block_count=block_count, device=self.device)
 
     def integrate(self, frame: RGBDFrame) -> None:
-        """Fuse one posed frame (depth is quantised to millimetres, as sensors deliver it).
+        """Fuse one posed frame (float depth is quantised to millimetres, as sensors deliver
+        it; uint16 millimetre depth is read as it is).
 
         :raises InvalidFrameError: when the frame has no pose or no valid depth.
         """
@@ -59,8 +60,15 @@ class TsdfVolume:
             raise InvalidFrameError("cannot integrate a frame without a pose")
         # Open3D's fast path takes uint16 millimetres with uint8 colour (the sensor's own
         # formats); the float path needs a float copy of the colour image per frame.
-        depth_mm = depth_to_uint16(frame.depth)
-        depth_mm[depth_mm > self.depth_max_m * DEPTH_SHIFT] = 0
+        too_far = self.depth_max_m * DEPTH_SHIFT
+        if frame.depth.dtype == np.uint16:
+            depth_mm = np.ascontiguousarray(frame.depth)
+            beyond = depth_mm > too_far
+            if beyond.any():  # never written to: the caller's array stays as it was
+                depth_mm = np.where(beyond, np.uint16(0), depth_mm)
+        else:
+            depth_mm = depth_to_uint16(frame.depth)
+            depth_mm[depth_mm > too_far] = 0
         if not depth_mm.any():
             # Open3D raises "No block is touched" on such frames.
             raise InvalidFrameError("frame has no valid depth within range")

@@ -338,8 +338,9 @@ class IngestPipeline:
 
     def _integrate(self, pending: _Pending, info: Any, T_world_cam: np.ndarray) -> None:
         try:
-            color = m.image_to_color(pending.color)
-            depth = m.image_to_depth(pending.depth)
+            # The frame is fused before the messages go, so their pixels are read in place.
+            color = m.image_to_color(pending.color, copy=False)
+            depth = m.image_to_depth(pending.depth, keep_millimetres=True)
         except ValueError as exc:
             self._drop(DropReason.BAD_ENCODING, f"cannot decode: {exc}")
             return
@@ -347,7 +348,7 @@ class IngestPipeline:
         if depth.shape != (height, width):
             # Registered depth at another resolution: nearest neighbour invents no surfaces.
             depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
-        if not np.isfinite(depth).any():
+        if not (depth.any() if depth.dtype == np.uint16 else np.isfinite(depth).any()):
             self._drop(DropReason.BAD_DEPTH, "no valid depth pixel (all NaN, inf, zero or "
                        "negative)")
             return

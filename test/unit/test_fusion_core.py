@@ -6,6 +6,7 @@ import threading
 import numpy as np
 import pytest
 
+from scene_llm_ros.data.depth import depth_from_uint16, depth_to_uint16
 from scene_llm_ros.data.types import CameraIntrinsics, RGBDFrame
 from scene_llm_ros.errors import DataFormatError, InvalidFrameError
 from scene_llm_ros.fusion.config import FusionConfig
@@ -158,6 +159,42 @@ def test_snapshot_is_atomic_immutable_and_budgeted(encoder):
         fusion.integrate(frame(i, x=0.3 * i))
     thread.join()
     assert not errors and fusion.snapshot().scene_version == snap.scene_version + 5
+
+
+def test_sensor_millimetres_fuse_exactly_as_metres(encoder):
+    """uint16 millimetre depth (16UC1 as it arrives) builds the same scene as float metres,
+    holes and out-of-range pixels included, and the caller's array is left untouched."""
+    depths = []
+    for i in range(4):
+        depth = depth_from_uint16(depth_to_uint16(tilted_plane_depth(2.0 + 0.01 * i)))
+        depth[i::9, ::5] = np.nan
+        depth[:40] = 7.0  # beyond depth_max_m
+        depths.append(depth)
+    config = FusionConfig(keyframes=KeyframePolicy(translation_m=0.01, max_interval_s=0))
+    metres, millimetres = SceneFusion(config, encoder=encoder), SceneFusion(config,
+                                                                             encoder=encoder)
+    for i, depth in enumerate(depths):
+        metres.integrate(frame(i, x=0.05 * i, depth=depth))
+        sensor = depth_to_uint16(depth)
+        kept = sensor.copy()
+        millimetres.integrate(frame(i, x=0.05 * i, depth=sensor))
+        np.testing.assert_array_equal(sensor, kept)
+    a, b = metres.snapshot(), millimetres.snapshot()
+    assert len(a.points) > 1000
+    # Open3D's hash map may emit blocks in another order: compare point by point, sorted.
+    order_a, order_b = np.lexsort(a.points.T), np.lexsort(b.points.T)
+    np.testing.assert_array_equal(a.points[order_a], b.points[order_b])
+    np.testing.assert_array_equal(a.colors[order_a], b.colors[order_b])
+    np.testing.assert_array_equal(a.positions, b.positions)
+    np.testing.assert_array_equal(a.features, b.features)
+    np.testing.assert_array_equal(a.bounds_min, b.bounds_min)
+    np.testing.assert_array_equal(a.bounds_max, b.bounds_max)
+    assert b.keyframe.depth.dtype == np.float32
+    np.testing.assert_array_equal(a.keyframe.depth, b.keyframe.depth)
+    with pytest.raises(InvalidFrameError, match="no valid depth"):
+        millimetres.integrate(frame(9, depth=np.full((480, 640), 9000, np.uint16)))
+    with pytest.raises(InvalidFrameError, match="float32 or uint16"):
+        millimetres.integrate(frame(9, depth=np.ones((480, 640), np.int32)))
 
 
 def test_bad_frames_raise_and_leave_the_scene_unchanged(encoder):

@@ -6,6 +6,7 @@ import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image
 
+from scene_llm_ros.data.depth import depth_from_uint16
 from scene_llm_ros.data.rosbag import messages as m
 from scene_llm_ros.nodes.raw_image import parse_image
 
@@ -46,6 +47,24 @@ def test_big_endian_pixels_flag_is_kept():
     raw = parse_image(serialize_message(msg))
     assert raw.is_bigendian == 1
     np.testing.assert_array_equal(m.image_to_depth(raw), m.image_to_depth(msg))
+
+
+@pytest.mark.parametrize("bigendian,pad", [(0, 0), (0, 2), (1, 0)])
+def test_millimetres_read_in_place_are_the_metres_open3d_can_take(bigendian, pad):
+    """keep_millimetres gives the same depth as the float decode, in a native-order dtype
+    (Open3D refuses an explicit "<H" format), read in place when nothing forces a copy."""
+    import open3d.core as o3c
+
+    raw = parse_image(serialize_message(_image("16UC1", "cam", 6, 3, pad, sec=1,
+                                                bigendian=bigendian)))
+    millimetres = m.image_to_depth(raw, keep_millimetres=True)
+    assert millimetres.dtype == np.uint16 and millimetres.dtype.byteorder in "=|"
+    np.testing.assert_array_equal(depth_from_uint16(millimetres), m.image_to_depth(raw))
+    assert o3c.Tensor.from_numpy(millimetres).shape == o3c.SizeVector([3, 6])
+    assert np.shares_memory(millimetres, np.asarray(raw.data)) == (not bigendian and not pad)
+    color = parse_image(serialize_message(_image("rgb8", "cam", 5, 3, 0, sec=1)))
+    assert np.shares_memory(m.image_to_color(color, copy=False), np.asarray(color.data))
+    assert not np.shares_memory(m.image_to_color(color), np.asarray(color.data))
 
 
 def test_truncated_or_foreign_bytes_are_refused():

@@ -107,13 +107,18 @@ def _pixels(msg: Any, dtype: np.dtype, channels: int) -> np.ndarray:
     data = np.asarray(msg.data, dtype=np.uint8)
     rows = np.lib.stride_tricks.as_strided(
         data, shape=(msg.height, row_items * dtype.itemsize), strides=(msg.step, 1))
-    pixels = np.ascontiguousarray(rows).view(dtype).astype(dtype.newbyteorder("="), copy=False)
+    native = dtype.newbyteorder("=")
+    # The last view gives the native descriptor even when no swap was needed ("<H" is not
+    # a format Open3D accepts).
+    pixels = np.ascontiguousarray(rows).view(dtype).astype(native, copy=False).view(native)
     return pixels.reshape(msg.height, msg.width, channels) if channels > 1 else pixels
 
 
-def image_to_color(msg: Any) -> np.ndarray:
+def image_to_color(msg: Any, *, copy: bool = True) -> np.ndarray:
     """uint8 (H, W, 3) RGB of a colour ``sensor_msgs/Image`` (mono8 is replicated to 3 channels).
 
+    :param copy: False returns a view of the message's data where the encoding allows (rgb8,
+        unpadded), for callers done with the pixels before the message goes.
     :raises ValueError: if the encoding is not one of :data:`COLOR_ENCODINGS` or the data is short.
     """
     channels = _CHANNELS.get(msg.encoding)
@@ -121,7 +126,8 @@ def image_to_color(msg: Any) -> np.ndarray:
         raise ValueError(f"colour encoding must be one of {COLOR_ENCODINGS}, got {msg.encoding!r}")
     pixels = _pixels(msg, np.uint8, channels)
     if msg.encoding == "rgb8":
-        return pixels.copy()  # own the pixels rather than pin the whole message buffer
+        # By default own the pixels rather than pin the whole message buffer.
+        return pixels.copy() if copy else pixels
     if msg.encoding == "bgr8":
         return np.ascontiguousarray(pixels[..., ::-1])
     if msg.encoding == "rgba8":
@@ -131,13 +137,17 @@ def image_to_color(msg: Any) -> np.ndarray:
     return np.repeat(pixels[..., None], 3, axis=2)
 
 
-def image_to_depth(msg: Any) -> np.ndarray:
+def image_to_depth(msg: Any, *, keep_millimetres: bool = False) -> np.ndarray:
     """float32 (H, W) metres, NaN = invalid (0, negative or non-finite), of a depth image.
 
+    :param keep_millimetres: return a 16UC1 image as its uint16 millimetres (0 = invalid; a
+        view of the message's data when unpadded and in native byte order), which
+        :class:`~scene_llm_ros.data.types.RGBDFrame` and the fusion take without a conversion.
     :raises ValueError: if the encoding is not one of :data:`DEPTH_ENCODINGS` or the data is short.
     """
     if msg.encoding == "16UC1":
-        return depth_from_uint16(_pixels(msg, np.uint16, 1))
+        millimetres = _pixels(msg, np.uint16, 1)
+        return millimetres if keep_millimetres else depth_from_uint16(millimetres)
     if msg.encoding == "32FC1":
         depth = _pixels(msg, np.float32, 1).copy()
         depth[~(depth > 0) | ~np.isfinite(depth)] = np.nan

@@ -156,7 +156,7 @@ def _write_frames(writer: Writer, frames: Iterable[RGBDFrame], fps: float | None
               stamp_ns)
         write(topics.color, m.color_to_image(frame.color, color_encoding, stamp_ns,
                                              names.optical), stamp_ns)
-        write(topics.depth, m.depth_to_image(frame.depth, depth_encoding, stamp_ns,
+        write(topics.depth, m.depth_to_image(frame.depth_metres(), depth_encoding, stamp_ns,
                                              names.optical), stamp_ns)
         count += 1
     if no_pose:

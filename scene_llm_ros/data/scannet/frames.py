@@ -85,7 +85,8 @@ def write_exported_frames(out_dir: str | Path, frames: Iterable[RGBDFrame], *,
         if not cv2.imwrite(str(out_dir / "color" / f"{index}.jpg"), bgr,
                            [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]):
             raise DataFormatError(f"{out_dir / 'color' / f'{index}.jpg'}: cannot write image")
-        if not cv2.imwrite(str(out_dir / "depth" / f"{index}.png"), depth_to_uint16(frame.depth)):
+        depth = depth_to_uint16(frame.depth_metres())
+        if not cv2.imwrite(str(out_dir / "depth" / f"{index}.png"), depth):
             raise DataFormatError(f"{out_dir / 'depth' / f'{index}.png'}: cannot write image")
         pose = LOST_POSE if frame.T_world_cam is None else frame.T_world_cam
         write_matrix_txt(out_dir / "pose" / f"{index}.txt", pose)

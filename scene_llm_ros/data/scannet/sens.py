@@ -349,7 +349,7 @@ def write_sens(path: str | Path, frames: Iterable[RGBDFrame], *,
                 raise InvalidFrameError(f"frame {index} has intrinsics {frame.intrinsics}, but "
                                         f"frame 0 has {intrinsics}; a .sens holds one camera")
             color = encode_jpeg(frame.color, jpeg_quality)
-            depth = zlib.compress(depth_to_uint16(frame.depth).astype("<u2").tobytes())
+            depth = zlib.compress(depth_to_uint16(frame.depth_metres()).astype("<u2").tobytes())
             pose = np.full(16, -np.inf) if frame.T_world_cam is None else \
                 np.asarray(frame.T_world_cam, dtype=np.float64).ravel()
             stamp_us = int(frame.stamp_ns) // 1000
