@@ -222,6 +222,78 @@ def test_token_classes_learn_to_point_the_query_at_tokens_of_its_class():
     assert head.token_label.out_features == head.query_label.out_features == 7
 
 
+def _train_and_score(head: GroundingHead, episode, steps: int) -> int:
+    """Train ``head`` on ``episode()`` draws, then count hits in 50 fresh ones."""
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
+    for _ in range(steps):
+        case = episode()
+        losses = grounding_loss(head, case["query"], case["hidden"], case["positions"],
+                                case["positions"][case["target"]][None] + 0.0,
+                                torch.full((1, 3), 0.05), torch.tensor([0]),
+                                scene_inputs=case["inputs"],
+                                question_hidden=case.get("question"))
+        optimizer.zero_grad()
+        losses.total.backward()
+        optimizer.step()
+    hits = 0
+    with torch.no_grad():
+        for _ in range(50):
+            case = episode()
+            prediction = head(case["query"], case["hidden"], case["positions"],
+                              scene_inputs=case["inputs"], question_hidden=case.get("question"))
+            hits += int(prediction.anchor_index[0] == case["target"])
+    return hits
+
+
+@pytest.mark.parametrize("relation_layers,expected_hits", [(0, range(0, 31)),
+                                                           (1, range(40, 51))])
+def test_relation_layers_find_the_object_nearest_to_another(relation_layers, expected_hits):
+    """"The chair nearest to the door": every chair looks alike, so only a head whose keys
+    see each other (and how far apart they are) can pick the right one."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(2)
+    directions = torch.randn(3, 32, generator=generator)  # chair, door, other
+
+    def episode():
+        classes = torch.tensor([1] + [0] * 4 + [2] * 7)  # one door, four chairs, clutter
+        positions = torch.rand(len(classes), 3, generator=generator) * 4
+        distance = (positions[1:5] - positions[0]).norm(dim=-1)
+        return {"inputs": directions[classes] + 0.1 * torch.randn(len(classes), 32,
+                                                                  generator=generator),
+                "positions": positions, "target": 1 + int(distance.argmin()),
+                "query": torch.ones(1, 32), "hidden": torch.zeros(len(classes), 32)}
+
+    head = GroundingHead(32, 32, 1, box_offset_scale_m=0.5, relation_layers=relation_layers)
+    assert _train_and_score(head, episode, steps=300) in expected_hits
+
+
+@pytest.mark.parametrize("reads_question,expected_hits", [(False, range(0, 26)),
+                                                          (True, range(45, 51))])
+def test_a_query_that_reads_the_question_finds_the_class_it_names(reads_question,
+                                                                  expected_hits):
+    """The ``<ground>`` state says nothing (a small LLM did not carry the class there); the
+    question's hidden states name it among filler words."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(3)
+    directions = torch.randn(8, 32, generator=generator)
+
+    def episode():
+        classes = torch.randperm(8, generator=generator)
+        target = int(torch.randint(0, len(classes), (1,), generator=generator))
+        question = torch.randn(6, 32, generator=generator)
+        question[int(torch.randint(0, 6, (1,), generator=generator))] = 3 * directions[
+            classes[target]]
+        positions = torch.rand(len(classes), 3, generator=generator) * 4
+        return {"inputs": directions[classes] + 0.1 * torch.randn(len(classes), 32,
+                                                                  generator=generator),
+                "positions": positions, "target": target, "question": question,
+                "query": torch.zeros(1, 32), "hidden": torch.zeros(len(classes), 32)}
+
+    head = GroundingHead(32, 32, 1, box_offset_scale_m=0.5, reads_question=reads_question)
+    hits = _train_and_score(head, episode, steps=300)
+    assert hits in expected_hits
+
+
 def test_token_class_targets_take_the_smallest_object_holding_each_token():
     model = build_tiny_scene_llm(CORPUS, vocab_size=300, token_classes=True,
                                  labels=["table", "lamp"])
