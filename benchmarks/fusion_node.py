@@ -559,8 +559,10 @@ def _report_lockstep(out, title: str, r: ModeResult, bare: np.ndarray,
         row("non-keyframe publish -> integrated, ms (median)", f"{np.median(non_key):.1f}")
         row("  of which SceneFusion.integrate in the worker, ms (median)",
             f"{np.median(core):.1f}")
-        row("ratio non-keyframe node / bare Open3D (medians)",
-            f"{np.median(non_key) / np.median(bare):.2f}x", "target <= 1.3x")
+        # Latency, not cost: it includes the DDS transfer of each image (the CPU rows above
+        # are the cost the target is about).
+        row("ratio non-keyframe latency / bare Open3D wall (medians)",
+            f"{np.median(non_key) / np.median(bare):.2f}x", "latency, includes DDS transfer")
     else:
         row("non-keyframes", "0 (every frame was a keyframe)")
     row("node core time integrate+patch, ms/frame (mean)",
