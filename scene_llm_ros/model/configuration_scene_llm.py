@@ -44,10 +44,6 @@ class SceneLlmConfig:
         else the path of an external local Hugging Face LLM directory.
     :ivar token_classes: the grounding head also classifies every scene token and adds its
         agreement with the query's class to the matching score.
-    :ivar grounding_reads_question: the grounding head's queries also attend over the
-        question's hidden states.
-    :ivar grounding_relation_layers: query-conditioned, geometry-biased self-attention layers
-        over the scene keys in the grounding head (0: none).
     :ivar scene_tokens: the fusion settings of the scene tokens the model was trained on
         (``patch_voxel_size_m``, ``max_patch_tokens``); fusion nodes feeding the model adopt
         them. Empty: any.
@@ -70,8 +66,6 @@ class SceneLlmConfig:
     llm_path: str | None = None
     scene_tokens: dict = field(default_factory=dict)
     token_classes: bool = False
-    grounding_reads_question: bool = False
-    grounding_relation_layers: int = 0
 
     def __post_init__(self) -> None:
         for name in ("feature_dim", "scene_dim", "llm_hidden_size", "position_frequencies",
@@ -79,11 +73,6 @@ class SceneLlmConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"SceneLlmConfig.{name} must be a positive int, got {value!r}")
-        if not isinstance(self.grounding_relation_layers, int) or \
-                isinstance(self.grounding_relation_layers, bool) or \
-                self.grounding_relation_layers < 0:
-            raise ValueError(f"SceneLlmConfig.grounding_relation_layers must be an int >= 0, "
-                             f"got {self.grounding_relation_layers!r}")
         if not 0 < self.min_wavelength_m < self.max_wavelength_m:
             raise ValueError(f"need 0 < min_wavelength_m < max_wavelength_m, got "
                              f"{self.min_wavelength_m} and {self.max_wavelength_m}")

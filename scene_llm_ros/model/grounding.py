@@ -7,8 +7,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scene_llm_ros.model.grounding_context import QuestionReader, RelationLayer
-
 
 @dataclass
 class GroundingPrediction:
@@ -66,15 +64,10 @@ class GroundingHead(nn.Module):
     :param token_classes: also classify every scene token from its input embedding and add
         the agreement between that class and the class the query asks for to the matching
         score (a semantic prior a small LLM does not learn through its own layers).
-    :param reads_question: queries also attend over the question's hidden states
-        (:class:`~scene_llm_ros.model.grounding_context.QuestionReader`).
-    :param relation_layers: query-conditioned, geometry-biased self-attention layers over the
-        scene keys (:class:`~scene_llm_ros.model.grounding_context.RelationLayer`).
     """
 
     def __init__(self, hidden_size: int, grounding_dim: int, num_labels: int,
-                 box_offset_scale_m: float, *, token_classes: bool = False,
-                 reads_question: bool = False, relation_layers: int = 0) -> None:
+                 box_offset_scale_m: float, *, token_classes: bool = False) -> None:
         super().__init__()
         self.box_offset_scale_m = box_offset_scale_m
         self.query = nn.Sequential(nn.Linear(hidden_size, grounding_dim),
@@ -92,15 +85,10 @@ class GroundingHead(nn.Module):
         self.label = nn.Linear(grounding_dim, num_labels)
         self.token_label = nn.Linear(hidden_size, num_labels) if token_classes else None
         self.query_label = nn.Linear(grounding_dim, num_labels) if token_classes else None
-        self.question_reader = QuestionReader(hidden_size, grounding_dim) if reads_question \
-            else None
-        self.relations = nn.ModuleList(RelationLayer(grounding_dim)
-                                       for _ in range(relation_layers))
 
     def forward(self, query_hidden: torch.Tensor, scene_hidden: torch.Tensor,
                 positions: torch.Tensor, anchor_index: torch.Tensor | None = None, *,
-                scene_inputs: torch.Tensor | None = None,
-                question_hidden: torch.Tensor | None = None) -> GroundingPrediction:
+                scene_inputs: torch.Tensor | None = None) -> GroundingPrediction:
         """Match N queries against K scene tokens.
 
         :param query_hidden: (N, H) LLM last-layer hidden states at ``<ground>`` tokens.
@@ -110,20 +98,13 @@ class GroundingHead(nn.Module):
             nearest the true box); None takes each query's best match.
         :param scene_inputs: (K, H) the scene tokens' input embeddings (what the projector
             gave the LLM); None uses the last layer alone.
-        :param question_hidden: (T, H) LLM hidden states of the question (the prompt after
-            the scene tokens), read by a head with ``reads_question``.
         """
         dtype = self.query[0].weight.dtype
         queries = self.query(query_hidden.to(dtype))  # (N, D)
-        if self.question_reader is not None and question_hidden is not None:
-            queries = self.question_reader(queries, question_hidden)
         keys = self.key(scene_hidden.to(dtype))  # (K, D)
         if scene_inputs is not None:
             keys = keys + self.input_key(scene_inputs.to(dtype))
-        keys = keys.expand(queries.shape[0], -1, -1)
-        for layer in self.relations:  # each query gets its own keys
-            keys = layer(keys, queries, layer.pair_bias(positions))
-        token_logits = (keys @ queries[:, :, None])[..., 0] / keys.shape[-1] ** 0.5  # (N, K)
+        token_logits = queries @ keys.T / keys.shape[-1] ** 0.5  # (N, K)
         token_class = query_class = None
         if self.token_label is not None and scene_inputs is not None:
             token_class = self.token_label(scene_inputs.to(dtype)).float()  # (K, L)
@@ -134,8 +115,7 @@ class GroundingHead(nn.Module):
             token_logits = token_logits.float() + agreement
         if anchor_index is None:
             anchor_index = token_logits.argmax(dim=-1)
-        anchor_keys = keys[torch.arange(len(anchor_index)), anchor_index]
-        pair = torch.cat([queries, anchor_keys], dim=-1)  # (N, 2D)
+        pair = torch.cat([queries, keys[anchor_index]], dim=-1)  # (N, 2D)
         box = self.box(pair).float()
         centers = positions[anchor_index].float() + box[:, :3] * self.box_offset_scale_m
         return GroundingPrediction(token_logits=token_logits, anchor_index=anchor_index,

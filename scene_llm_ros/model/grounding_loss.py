@@ -61,8 +61,7 @@ def grounding_loss(head: GroundingHead, query_hidden: torch.Tensor, scene_hidden
                    token_weight: float = 1.0, l1_weight: float = 1.0, iou_weight: float = 1.0,
                    label_weight: float = 0.5, token_class_weight: float = 1.0,
                    scene_inputs: torch.Tensor | None = None,
-                   token_classes: torch.Tensor | None = None,
-                   question_hidden: torch.Tensor | None = None) -> GroundingLosses:
+                   token_classes: torch.Tensor | None = None) -> GroundingLosses:
     """Losses for N ``<ground>`` queries of one scene against their true boxes.
 
     :param head: the grounding head.
@@ -75,7 +74,6 @@ def grounding_loss(head: GroundingHead, query_hidden: torch.Tensor, scene_hidden
     :param scene_inputs: (K, H) the scene tokens' input embeddings, passed to the head.
     :param token_classes: int64 (K,) class of the object holding each scene token (-1: none,
         :data:`IGNORE_INDEX`: unknown), for a head with token classes.
-    :param question_hidden: (T, H) hidden states of the question, passed to the head.
     :return: cross-entropy against the matching targets, L1 on centre and log-size, 1 - IoU,
         label cross-entropy, the token-class losses, and their weighted total.
     :raises ValueError: when the counts disagree or a size is not positive.
@@ -92,7 +90,7 @@ def grounding_loss(head: GroundingHead, query_hidden: torch.Tensor, scene_hidden
         raise ValueError(f"target sizes must be > 0, got {target_sizes.tolist()}")
     target_distribution, anchor = matching_targets(positions, target_centers, target_sizes)
     prediction = head(query_hidden, scene_hidden, positions, anchor_index=anchor,
-                      scene_inputs=scene_inputs, question_hidden=question_hidden)
+                      scene_inputs=scene_inputs)
     log_probabilities = prediction.token_logits.float().log_softmax(dim=-1)
     token = -(target_distribution * log_probabilities).sum(dim=-1).mean()
     target_centers, target_sizes = target_centers.float(), target_sizes.float()

@@ -151,9 +151,7 @@ class SceneLlm(nn.Module):
         self.scene_encoder = SceneTokenEncoder(config)
         self.grounding_head = GroundingHead(config.llm_hidden_size, config.grounding_dim,
                                             len(config.labels), config.box_offset_scale_m,
-                                            token_classes=config.token_classes,
-                                            reads_question=config.grounding_reads_question,
-                                            relation_layers=config.grounding_relation_layers)
+                                            token_classes=config.token_classes)
         self.token_ids = special_token_ids(tokenizer)
         self.stop_ids = stop_token_ids(tokenizer, getattr(llm, "generation_config", None))
         self.pad_id = (tokenizer.pad_token_id if tokenizer.pad_token_id is not None
@@ -359,9 +357,7 @@ class SceneLlm(nn.Module):
         query = out.last_hidden_state[0, [suffix.shape[1] + i for i in where]]
         positions = scene.positions.to(self.device)
         prediction = self.grounding_head(query, prefix.scene_hidden, positions,
-                                         scene_inputs=prefix.scene_inputs,
-                                         question_hidden=out.last_hidden_state[
-                                             0, :suffix.shape[1]])
+                                         scene_inputs=prefix.scene_inputs)
         scores = prediction.scores(positions).cpu().numpy()
         centers = prediction.centers.float().cpu().numpy().astype(np.float64)
         sizes = prediction.sizes.float().cpu().numpy().astype(np.float64)
@@ -460,17 +456,13 @@ class SceneLlm(nn.Module):
         if item.targets is None or not bool(ground_mask.any()):
             return SceneLlmLoss(total=language, language=language, grounding=None)
         targets = item.targets
-        scene_mask = ids == self.token_ids.scene
-        # The question: the prompt after the last scene token (what inference's suffix holds).
-        question_start = int(scene_mask.nonzero().max()) + 1 if bool(scene_mask.any()) else 0
         grounding = grounding_loss(
-            self.grounding_head, hidden[ground_mask], hidden[scene_mask],
+            self.grounding_head, hidden[ground_mask], hidden[ids == self.token_ids.scene],
             item.scene.positions.to(self.device),
             torch.as_tensor(targets.centers, dtype=torch.float32, device=self.device),
             torch.as_tensor(targets.sizes, dtype=torch.float32, device=self.device),
             self.label_indices(targets.labels), scene_inputs=scene_inputs,
-            token_classes=self._token_class_targets(item.scene.positions, targets),
-            question_hidden=hidden[question_start:item.example.num_prompt_tokens])
+            token_classes=self._token_class_targets(item.scene.positions, targets))
         return SceneLlmLoss(total=language + grounding_weight * grounding.total,
                             language=language, grounding=grounding)
 

@@ -90,8 +90,6 @@ def build_tiny_scene_llm(corpus_texts: Iterable[str], *, hidden_size: int = 128,
                          num_layers: int = 2, num_heads: int = 4, intermediate_size: int = 256,
                          vocab_size: int = 1000, scene_dim: int = 128, grounding_dim: int = 128,
                          patch_encoder: dict | None = None, token_classes: bool = False,
-                         grounding_reads_question: bool = False,
-                         grounding_relation_layers: int = 0,
                          chat_template: bool = True, labels: list[str] | None = None,
                          seed: int = 0) -> SceneLlm:
     """A complete tiny :class:`SceneLlm` with random weights.
@@ -101,8 +99,7 @@ def build_tiny_scene_llm(corpus_texts: Iterable[str], *, hidden_size: int = 128,
         built-in encoder, ``{"type": "builtin", "path": DIR}`` a trained one (its weights
         then travel inside the model's checkpoints), ``{"type": "hf", "path": DIR}`` a local
         vision tower.
-    :param token_classes, grounding_reads_question, grounding_relation_layers: see
-        :class:`SceneLlmConfig`.
+    :param token_classes: see ``SceneLlmConfig.token_classes``.
     :param labels: label vocabulary; default the ScanNet benchmark classes.
     :param seed: seeds the LLM and the scene-side modules.
     """
@@ -117,9 +114,7 @@ def build_tiny_scene_llm(corpus_texts: Iterable[str], *, hidden_size: int = 128,
     extra = {} if labels is None else {"labels": list(labels)}
     config = SceneLlmConfig(feature_dim=encoder.feature_dim, scene_dim=scene_dim,
                             llm_hidden_size=hidden_size, grounding_dim=grounding_dim,
-                            patch_encoder=spec, token_classes=token_classes,
-                            grounding_reads_question=grounding_reads_question,
-                            grounding_relation_layers=grounding_relation_layers, **extra)
+                            patch_encoder=spec, token_classes=token_classes, **extra)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         model = SceneLlm(config, llm, tokenizer, encoder)
