@@ -348,10 +348,6 @@ class IngestPipeline:
         if depth.shape != (height, width):
             # Registered depth at another resolution: nearest neighbour invents no surfaces.
             depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
-        if not (depth.any() if depth.dtype == np.uint16 else np.isfinite(depth).any()):
-            self._drop(DropReason.BAD_DEPTH, "no valid depth pixel (all NaN, inf, zero or "
-                       "negative)")
-            return
         intrinsics = m.info_to_intrinsics(info)
         if (intrinsics.width, intrinsics.height) != (width, height):
             intrinsics = intrinsics.resized(width, height)
