@@ -138,6 +138,8 @@ def test_bad_points_and_settings_are_rejected():
         ground_object(room_corner(), np.ones(3), np.ones(3), voxel_size=0.0)
     with pytest.raises(GroundingInputError, match="floor_z"):
         ground_object(room_corner(), np.ones(3), np.ones(3), floor_z=float("nan"))
+    with pytest.raises(GroundingInputError, match="passes must be >= 1"):
+        ground_object(room_corner(), np.ones(3), np.ones(3), passes=0)
 
 
 def flat_keyframe(depth_m: float = 2.0) -> Keyframe:

@@ -80,13 +80,13 @@ def observed_objects(scene, points: np.ndarray, labels: np.ndarray):
     return chosen
 
 
-def perturbed_predictions(objects, seed: int = 0):
+def perturbed_predictions(objects, seed: int = 0, shift_m: tuple[float, float] = SHIFT_M):
     rng = np.random.default_rng(seed)
     for obj in objects:
         size = obj.box_max - obj.box_min
         for _ in range(TRIALS):
             shift = rng.normal(size=3)
-            shift *= rng.uniform(*SHIFT_M) / np.linalg.norm(shift)
+            shift *= rng.uniform(*shift_m) / np.linalg.norm(shift)
             yield obj, obj.center + shift, size * rng.uniform(*SCALE, size=3)
 
 
@@ -113,6 +113,26 @@ def test_refined_boxes_beat_the_perturbed_predictions(room):
     assert np.mean(refined_iou >= 0.5) >= 0.65
     # Per object on the fused room (~50k points): median ~15 ms on one shared core.
     assert np.median(times_ms) < 200
+
+
+def test_a_second_pass_recovers_objects_the_first_cut_short(room):
+    """Centres regressed from 0.25 m tokens are often 20-30 cm off: the first neighbourhood
+    then misses part of the object, and cutting again around what it found recovers it."""
+    scene, snapshot, labels, _ = room
+    objects = observed_objects(scene, snapshot.points, labels)
+    floor_z = estimate_floor_height(snapshot.points, voxel_size=VOXEL)
+    ious = {1: [], 2: []}
+    for obj, center, size in perturbed_predictions(objects, seed=1, shift_m=(0.2, 0.3)):
+        true_size = obj.box_max - obj.box_min
+        for passes in ious:
+            grounded = ground_object(snapshot.points, center, size, voxel_size=VOXEL,
+                                     floor_z=floor_z, passes=passes)
+            ious[passes].append(float(box_iou(grounded.center, grounded.size, obj.center,
+                                              true_size)))
+    one, two = np.array(ious[1]), np.array(ious[2])
+    # Measured: mean IoU 0.50 after one pass, 0.63 after two; IoU >= 0.5 in 50 % / 70 %.
+    assert two.mean() >= one.mean() + 0.06
+    assert np.mean(two >= 0.5) >= np.mean(one >= 0.5) + 0.1
 
 
 def test_3d_masks_lie_on_and_cover_the_objects(room):
