@@ -66,7 +66,8 @@ class EvalQuestion:
     :ivar unique: ScanRefer: the target is the only object of its class in the scene.
     :ivar eval_type: Multi3DRefer evaluation type.
     :ivar scene_id: the scene the question is about, None when the file does not say.
-    :ivar raw_question: the question without situation (SQA3D question-type breakdown).
+    :ivar raw_question: the question without situation (SQA3D question types, ScanQA
+        counting accuracy).
     """
 
     id: str
@@ -171,7 +172,7 @@ def _from_scanqa(path: Path) -> list[EvalQuestion]:
             id=record.question_id, question=record.question, ask_task="qa",
             benchmark="scanqa" if scored else "", references=tuple(record.answers or ()),
             object_ids=tuple(record.object_ids) if record.object_ids else None,
-            scene_id=record.scene_id))
+            scene_id=record.scene_id, raw_question=record.question))
     return questions
 
 

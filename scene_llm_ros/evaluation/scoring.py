@@ -21,7 +21,7 @@ def eval_record(question: EvalQuestion, result: AskResult) -> EvalRecord | None:
     if benchmark in ("scanqa", "sqa3d"):
         return EvalRecord(benchmark, question.id, prediction=answer,
                           references=question.references,
-                          question=question.raw_question if benchmark == "sqa3d" else None)
+                          question=question.raw_question)
     boxes = result.boxes() if result.success else None
     return EvalRecord(benchmark, question.id, pred_boxes=boxes, gt_boxes=question.gt_boxes,
                       unique=question.unique if benchmark == "scanrefer" else None,

@@ -23,6 +23,7 @@ from scene_llm_ros.metrics.text import (
     answer_match,
     clean_answer,
     clean_prediction,
+    is_counting_question,
     sqa3d_question_type,
 )
 from scene_llm_ros.metrics.tokenize import ptb_tokenize
@@ -121,6 +122,16 @@ def _score_answers(task: str, records: Sequence[EvalRecord], result: EvaluationR
                 result.metrics[f"sqa3d/em_r/{question_type}"] = _mean(m.em_r for m in chosen)
         for row, question_type in zip(rows, types, strict=True):
             row["question_type"] = question_type
+    if task == "scanqa" and _all_or_none(records, "question"):
+        # Counting accuracy: EM on "how many" questions (answers are normalised, so "2" and
+        # "two" agree).
+        counting = [is_counting_question(r.question) for r in records]
+        chosen = [m for m, c in zip(matches, counting, strict=True) if c]
+        if chosen:
+            result.metrics["scanqa/em/counting"] = _mean(m.em for m in chosen)
+            result.metrics["scanqa/em_r/counting"] = _mean(m.em_r for m in chosen)
+        for row, is_counting in zip(rows, counting, strict=True):
+            row["counting"] = is_counting
     if captions is not None:
         scores = captions.score([ptb_tokenize(p) for p in predictions],
                                 [[ptb_tokenize(a) for a in refs] for refs in references])

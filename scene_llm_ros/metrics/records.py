@@ -38,7 +38,8 @@ class EvalRecord:
         number (zero for a zero-target description).
     :ivar unique: ScanRefer: the target is the only object of its class in the scene.
     :ivar eval_type: Multi3DRefer: ``zt_w_d``, ``zt_wo_d``, ``st_w_d``, ``st_wo_d`` or ``mt``.
-    :ivar question: SQA3D: the question text, for the breakdown by question type.
+    :ivar question: ScanQA and SQA3D: the question text, for ScanQA's counting accuracy and
+        SQA3D's breakdown by question type.
     """
 
     task: str
@@ -151,7 +152,8 @@ def scanqa_eval_records(annotations: Sequence[ScanQARecord],
                                    "answers (the test splits cannot be scored locally)")
         records.append(EvalRecord("scanqa", annotation.question_id,
                                   prediction=predictions[annotation.question_id],
-                                  references=tuple(annotation.answers)))
+                                  references=tuple(annotation.answers),
+                                  question=annotation.question))
     return records
 
 

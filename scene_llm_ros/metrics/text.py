@@ -119,3 +119,12 @@ def sqa3d_question_type(question: str) -> str:
         if lowered.startswith(prefix):
             return prefix
     return "others"
+
+
+_COUNTING = re.compile(r"\b(how many|number of)\b")
+
+
+def is_counting_question(question: str) -> bool:
+    """Whether a question asks for a number of things ("How many chairs...", "What is the
+    number of..."): the questions counting accuracy is taken over."""
+    return _COUNTING.search(question.lower()) is not None

@@ -98,6 +98,22 @@ def test_sqa3d_em_by_question_type():
     assert result.per_question[2]["question_type"] == "others"
 
 
+def test_scanqa_counting_accuracy_is_em_on_how_many_questions():
+    records = [EvalRecord("scanqa", "1", prediction="2", references=("two",),
+                          question="How many chairs are there?"),
+               EvalRecord("scanqa", "2", prediction="three", references=("4", "four"),
+                          question="What is the number of windows in the room?"),
+               EvalRecord("scanqa", "3", prediction="brown", references=("brown",),
+                          question="What color is the table?")]
+    result = evaluate(records, meteor=False)
+    assert result.metrics["scanqa/em"] == pytest.approx(2 / 3)
+    assert result.metrics["scanqa/em/counting"] == 0.5
+    assert [row["counting"] for row in result.per_question] == [True, True, False]
+    without_questions = [EvalRecord("scanqa", r.question_id, prediction=r.prediction,
+                                    references=r.references) for r in records]
+    assert "scanqa/em/counting" not in evaluate(without_questions, meteor=False).metrics
+
+
 def scan2cap_records():
     references = ("the chair is brown", "a brown wooden chair")
     return [
