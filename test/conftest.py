@@ -13,6 +13,9 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.pop("ROS_LOCALHOST_ONLY", None)
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Node subprocesses dump every thread's stack when aborted (dds_helpers.interrupt does on a
+# hang).
+os.environ["PYTHONFAULTHANDLER"] = "1"
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"

@@ -44,13 +44,14 @@ def ros_arguments(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; return the exit status."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.signals import SignalHandlerOptions
 
     from scene_llm_ros.nodes.composition import CompositionError, compose
+    from scene_llm_ros.nodes.spinning import spin_until_signalled
 
-    # Ctrl-C arrives as KeyboardInterrupt, so the nodes shut down while ROS is still up.
+    # rclpy's own handlers would shut the context down before the shutdown transitions run.
     rclpy.init(args=ros_arguments(args), signal_handler_options=SignalHandlerOptions.NO)
     overrides = [Parameter("checkpoint", value=args.checkpoint)] if args.checkpoint else []
     try:
@@ -64,9 +65,7 @@ def run(args: argparse.Namespace) -> int:
         executor.add_node(node)
     _LOG.info("fusion_node and inference_node active; ask with: scene-llm ask \"QUESTION\"")
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin_until_signalled(executor)
     finally:
         for node in (nodes.inference, nodes.fusion):
             node.trigger_shutdown()

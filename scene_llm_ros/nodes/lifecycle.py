@@ -3,9 +3,11 @@ running one node on its own."""
 from __future__ import annotations
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
+
+from scene_llm_ros.nodes.spinning import spin_until_signalled
 
 
 class WorkerLifecycleNode(LifecycleNode):
@@ -51,8 +53,9 @@ class WorkerLifecycleNode(LifecycleNode):
 
 def run_standalone(node_class: type[WorkerLifecycleNode], args: list[str] | None,
                    threads: int) -> None:
-    """``ros2 run`` entry: the node configures and activates itself and spins until Ctrl-C."""
-    # Ctrl-C arrives as KeyboardInterrupt, so the node shuts down while ROS is still up.
+    """``ros2 run`` entry: the node configures and activates itself and spins until Ctrl-C
+    or SIGTERM."""
+    # rclpy's own handlers would shut the context down before the shutdown transition runs.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = node_class()
     executor = MultiThreadedExecutor(num_threads=threads)
@@ -60,9 +63,7 @@ def run_standalone(node_class: type[WorkerLifecycleNode], args: list[str] | None
     if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
         node.trigger_activate()
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin_until_signalled(executor)
     finally:
         node.trigger_shutdown()
         node.destroy_node()

@@ -105,9 +105,18 @@ class StatusWatcher:
 
 
 def interrupt(process: subprocess.Popen, timeout: float = 30.0) -> None:
-    """Ctrl-C a node process as a terminal would; kill it if it does not stop in time."""
+    """Ctrl-C a node process as a terminal would; abort it if it does not stop in time.
+
+    Python node processes run with ``PYTHONFAULTHANDLER`` (conftest), so the abort writes
+    every thread's stack to the process output: a test that reports the hang shows where.
+    """
     process.send_signal(signal.SIGINT)
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
+        process.send_signal(signal.SIGABRT)
+        try:
+            process.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

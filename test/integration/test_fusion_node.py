@@ -1,6 +1,7 @@
 """fusion_node over real DDS: a generated scene streamed in, status, cloud, save/load, bad input."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -276,3 +277,26 @@ def test_inputs_follow_the_node_remappings_on_either_executor(ros, encoder, inpu
     wait_for(lambda: "_front_fusion_input" not in observer.get_node_names(),
              what="the internal node to go with cleanup")
     assert "front_fusion" in observer.get_node_names()
+
+
+def test_a_standalone_node_shuts_down_cleanly_on_sigterm(ros):
+    """``ros2 launch`` stops nodes with SIGINT, then SIGTERM: both end in the shutdown
+    transition and exit 0 (SIGINT is exercised by every node-process test)."""
+    executable = Path(__file__).resolve().parents[2] / "install" / "lib" / "scene_llm_ros" / \
+        "fusion_node"
+    process = subprocess.Popen([sys.executable, str(executable)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        watcher = StatusWatcher(ros)
+        wait_for(lambda: watcher.latest is not None or process.poll() is not None, 120,
+                 "the node's first status")
+        assert process.poll() is None, process.stdout.read()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = process.stdout.read()
+    assert process.returncode == 0, output
+    assert "Traceback" not in output, output
