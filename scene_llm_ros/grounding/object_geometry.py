@@ -1,6 +1,7 @@
 """Cut the referred object out of the fused surface points, given an approximate 3D box."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,13 +100,15 @@ def ground_object(points: np.ndarray, box_center: np.ndarray, box_size: np.ndarr
     band = checked_positive(support_band_voxels, "support_band_voxels") * voxel_size
     if floor_z is None:
         floor_z = estimate_floor_height(points, voxel_size=voxel_size)
-    margin = margin_m + margin_fraction * size
-    settings = _CutSettings(voxel_size, floor_z, margin, link, band, min_segment_points)
-    geometry = _cut(points, center, size, settings)
+    # Every pass cuts with the margin of the predicted size.
+    cut = functools.partial(_cut, points, voxel_size=voxel_size, floor_z=floor_z,
+                            margin=margin_m + margin_fraction * size, link=link, band=band,
+                            min_segment_points=min_segment_points)
+    geometry = cut(center, size)
     for _ in range(passes - 1):
         if not geometry.refined:
             break
-        again = _cut(points, geometry.center, size, settings)
+        again = cut(geometry.center, size)
         # A pass may grow the object but not leave it: a segment that drops most of the
         # previous one is a neighbour the re-centred neighbourhood reached.
         kept = np.isin(geometry.indices, again.indices, assume_unique=True).mean()
@@ -115,21 +118,10 @@ def ground_object(points: np.ndarray, box_center: np.ndarray, box_size: np.ndarr
     return geometry
 
 
-@dataclass(frozen=True)
-class _CutSettings:
-    voxel_size: float
-    floor_z: float
-    margin: np.ndarray
-    link: float
-    band: float
-    min_segment_points: int
-
-
-def _cut(points: np.ndarray, center: np.ndarray, size: np.ndarray, settings: _CutSettings
-         ) -> GroundedGeometry:
+def _cut(points: np.ndarray, center: np.ndarray, size: np.ndarray, *, voxel_size: float,
+         floor_z: float, margin: np.ndarray, link: float, band: float,
+         min_segment_points: int) -> GroundedGeometry:
     """One pass of :func:`ground_object` around the box ``center``, ``size``."""
-    voxel_size, floor_z, margin = settings.voxel_size, settings.floor_z, settings.margin
-    link, band, min_segment_points = settings.link, settings.band, settings.min_segment_points
     box_min, box_max = box_corners(center, size)
     search = PlaneSearch(inlier_distance_m=voxel_size)
     context_index = _indices_inside(points, box_min - margin - search.behind_depth_m,

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -102,6 +104,12 @@ class StatusWatcher:
     def drops(self) -> dict[str, int]:
         msg = self.latest
         return {r: c for r, c in zip(msg.drop_reasons, msg.drop_counts, strict=True) if c}
+
+
+def node_command(name: str) -> list[str]:
+    """The command line that runs an installed node executable (as ``ros2 run`` would)."""
+    executable = Path(__file__).resolve().parents[2] / "install" / "lib" / "scene_llm_ros" / name
+    return [sys.executable, str(executable)]
 
 
 def interrupt(process: subprocess.Popen, timeout: float = 30.0) -> None:

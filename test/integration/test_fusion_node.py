@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from dds_helpers import OPTICAL, Camera, StatusWatcher, call, wait_for
+from dds_helpers import OPTICAL, Camera, StatusWatcher, call, node_command, wait_for
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -282,9 +282,7 @@ def test_inputs_follow_the_node_remappings_on_either_executor(ros, encoder, inpu
 def test_a_standalone_node_shuts_down_cleanly_on_sigterm(ros):
     """``ros2 launch`` stops nodes with SIGINT, then SIGTERM: both end in the shutdown
     transition and exit 0 (SIGINT is exercised by every node-process test)."""
-    executable = Path(__file__).resolve().parents[2] / "install" / "lib" / "scene_llm_ros" / \
-        "fusion_node"
-    process = subprocess.Popen([sys.executable, str(executable)], stdout=subprocess.PIPE,
+    process = subprocess.Popen(node_command("fusion_node"), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     try:
         watcher = StatusWatcher(ros)

@@ -4,14 +4,12 @@ from __future__ import annotations
 import math
 import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from dds_helpers import Camera, StatusWatcher, call, interrupt, wait_for
+from dds_helpers import Camera, StatusWatcher, call, interrupt, node_command, wait_for
 from geometry_msgs.msg import Point
 from rclpy.action import ActionClient
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -253,10 +251,8 @@ def test_nodes_in_one_process_share_the_snapshot_object(ros, scene, grounding_mo
 def test_fusion_node_in_another_process(ros, scene, tmp_path):
     checkpoint = tmp_path / "model"
     build_tiny_scene_llm(CORPUS, vocab_size=300).save_pretrained(checkpoint)
-    executable = Path(__file__).resolve().parents[2] / "install" / "lib" / "scene_llm_ros" / \
-        "fusion_node"
     fusion = subprocess.Popen(
-        [sys.executable, str(executable), "--ros-args", "-p", "qos_reliability:=reliable",
+        [*node_command("fusion_node"), "--ros-args", "-p", "qos_reliability:=reliable",
          "-p", "queue_size:=50", "-p", "patches_rate_hz:=2.0",
          "-p", f"patch_encoder:={checkpoint}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
