@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import subprocess
+import threading
 import time
 
 import numpy as np
@@ -159,12 +160,34 @@ def test_grounded_answer_over_dds_and_error_codes(ros, scene, grounding_model):
     clicked = ask(client, prompt_points=[Point(x=1.0, y=1.0, z=0.5)])
     assert clicked.success, clicked.message
 
-    # Busy and timeout: long generations against a queue of one.
-    inference.engine.config.queue_size = 1
-    futures = [client.create_client(AskScene, "ask_scene").call_async(
-        AskScene.Request(question="what is on the table ?", max_new_tokens=500))
-        for _ in range(4)]
-    inference.engine.config.request_timeout_s = 0.3
+    # Busy and timeout: a queue of one, with the worker held on its first request until all
+    # four requests have reached the engine. Four fresh clients are discovered one after
+    # another, so their requests can arrive further apart than a 0.3 s timeout (seen in CI:
+    # four TIMEOUTs and no BUSY).
+    engine = inference.engine
+    engine.config.queue_size = 1
+    engine.config.request_timeout_s = 0.3
+    busy_before = engine.counts[ErrorCode.BUSY.value]
+    release = threading.Event()
+    snapshot_source = engine._snapshot_source  # noqa: SLF001
+
+    def held_snapshot():
+        release.wait(60)
+        return snapshot_source()
+
+    def reached_engine() -> int:
+        return (engine.counts[ErrorCode.BUSY.value] - busy_before
+                + len(engine._queue) + (engine._running_job is not None))  # noqa: SLF001
+
+    engine._snapshot_source = held_snapshot  # noqa: SLF001
+    try:
+        futures = [client.create_client(AskScene, "ask_scene").call_async(
+            AskScene.Request(question="what is on the table ?", max_new_tokens=500))
+            for _ in range(4)]
+        wait_for(lambda: reached_engine() == 4, 60, "four requests at the engine")
+    finally:
+        release.set()
+        engine._snapshot_source = snapshot_source  # noqa: SLF001
     wait_for(lambda: all(f.done() for f in futures), 60, "four concurrent answers")
     codes = sorted(f.result().error_code for f in futures)
     assert codes.count(ErrorCode.BUSY.value) >= 1 and ErrorCode.TIMEOUT.value in codes, codes
