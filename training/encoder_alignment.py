@@ -3,9 +3,10 @@
 Fusion pools encoder features into voxels outside autograd and the scene tokens are cached,
 so the LLM stages cannot train the encoder. This stage trains it on its own, on the 2D
 frames the fusion node would see: every patch predicts the words of the objects it shows
-(:mod:`training.patch_targets`) through a linear head that is thrown away afterwards. The
-result is an encoder directory the LLM stages load (``patch_encoder: {type: builtin, path:
-DIR}``) and carry inside their checkpoints::
+(:mod:`training.patch_targets`) through a linear head that is thrown away afterwards, and
+the class of the object it mostly shows through a linear head the encoder keeps. The result
+is an encoder directory the LLM stages load (``patch_encoder: {type: builtin, path: DIR}``)
+and carry inside their checkpoints::
 
     scene-llm align-encoder --config training/configs/encoder_alignment.yaml \\
         --data data/synth300 --out runs/encoder
@@ -221,8 +222,8 @@ def collect_frames(data: AlignmentData, split: str, encoder: BuiltinEncoderConfi
 
 
 class AlignmentHeads(nn.Module):
-    """Patch features -> word logits and class logits (trained with the encoder, then
-    discarded)."""
+    """Patch features -> word logits (trained with the encoder, then discarded) and class
+    logits (kept with the encoder as its patch classifier)."""
 
     def __init__(self, feature_dim: int, vocabulary_size: int, num_classes: int) -> None:
         super().__init__()
@@ -342,6 +343,9 @@ def align_encoder(config: AlignmentConfig) -> dict[str, Any]:
         for name, value in values.items():
             writer.add_scalar(f"{split}/{name}", value, step)
     writer.close()
+    # The class head stays with the encoder: fusion lifts its per-pixel classes into a
+    # semantic map of the surface, which grounding segments into objects.
+    encoder.set_classes(train_frames.class_names, heads.classes)
     _save_encoder(encoder, out_dir / ENCODER_DIR)
     summary = {"config": asdict(config), "vocabulary": vocabulary.words,
                "frames": {"train": len(train_frames),

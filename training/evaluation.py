@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from scene_llm_ros.data import annotations as ann
-from scene_llm_ros.grounding import estimate_floor_height, ground_object
+from scene_llm_ros.grounding import SnapshotGrounder
 from scene_llm_ros.metrics import EvalRecord, scanqa_eval_records, sqa3d_eval_records
 from scene_llm_ros.model import Answer, SceneLlm
 from training import examples
@@ -65,7 +65,7 @@ class OfflineEvaluator:
         self.max_new_tokens = max_new_tokens
         self.refine = refine
         self._snapshots: dict = {}
-        self._floors: dict[str, float | None] = {}
+        self._grounders: dict[str, SnapshotGrounder] = {}
 
     def _ask(self, sample: examples.InstructionSample, run: EvalRun) -> Answer:
         if sample.scene_id not in self._snapshots:
@@ -87,17 +87,15 @@ class OfflineEvaluator:
         return answer
 
     def _refined(self, answer: Answer, scene_id: str) -> Answer:
-        """The answer with each box cut from the fused surface (InferenceEngine's step)."""
+        """The answer with each box grounded on the fused surface (InferenceEngine's step)."""
         snapshot = self._snapshots[scene_id]
         if not answer.objects or not len(snapshot.points):
             return answer
-        voxel = snapshot.voxel_size_m
-        if scene_id not in self._floors:
-            self._floors[scene_id] = estimate_floor_height(snapshot.points, voxel_size=voxel)
+        if scene_id not in self._grounders:
+            self._grounders[scene_id] = SnapshotGrounder(snapshot)
         objects = []
         for obj in answer.objects:
-            geometry = ground_object(snapshot.points, obj.center, obj.size, voxel_size=voxel,
-                                     floor_z=self._floors[scene_id])
+            geometry = self._grounders[scene_id].ground(obj.label, obj.center, obj.size)
             objects.append(dataclasses.replace(obj, center=geometry.center, size=geometry.size))
         return dataclasses.replace(answer, objects=objects)
 

@@ -38,9 +38,11 @@ from scene_llm_ros.fusion.snapshot import SceneSnapshot
 logger = logging.getLogger(__name__)
 
 #: Bump when the cached arrays or their meaning change.
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2
 _TENSORS = ("positions", "features", "counts", "bounds_min", "bounds_max", "points",
             "voxel_size_m")
+# Present when the encoder classifies its patches (the classes are the encoder's).
+_POINT_CLASSES = ("point_classes", "point_object_classes")
 
 
 @dataclass(frozen=True)
@@ -130,21 +132,30 @@ def fuse_scene(scene_dir: str | Path, *, encoder: PatchEncoder, fusion: FusionCo
     return snapshot
 
 
-def _snapshot_from_arrays(arrays: dict[str, np.ndarray]) -> SceneSnapshot:
-    # Training reads tokens and bounds, offline evaluation also the surface points (to refine
-    # boxes as the inference node does); colours and the keyframe (masks) are not cached.
+def _snapshot_from_arrays(arrays: dict[str, np.ndarray], class_names: tuple[str, ...]
+                          ) -> SceneSnapshot:
+    # Training reads tokens and bounds, offline evaluation also the surface points and their
+    # classes (to ground boxes as the inference node does); colours and the keyframe (masks)
+    # are not cached.
     points = arrays["points"]
+    point_classes, point_object_classes = (arrays.get(name) for name in _POINT_CLASSES)
     return SceneSnapshot(positions=arrays["positions"], features=arrays["features"],
                          counts=arrays["counts"], total_tokens=len(arrays["positions"]),
                          scene_version=1, stamp_ns=0, scene_frame="map", keyframe=None,
                          bounds_min=arrays["bounds_min"], bounds_max=arrays["bounds_max"],
                          points=points, colors=np.zeros((len(points), 3), np.uint8),
-                         voxel_size_m=float(arrays["voxel_size_m"]))
+                         voxel_size_m=float(arrays["voxel_size_m"]),
+                         point_classes=point_classes, point_object_classes=point_object_classes,
+                         class_names=class_names if point_classes is not None else ())
 
 
 def _arrays(snapshot: SceneSnapshot) -> dict[str, np.ndarray]:
-    return {name: np.array(getattr(snapshot, name), dtype=np.float64 if name == "voxel_size_m"
-                           else None) for name in _TENSORS}
+    arrays = {name: np.array(getattr(snapshot, name),
+                             dtype=np.float64 if name == "voxel_size_m" else None)
+              for name in _TENSORS}
+    if snapshot.point_classes is not None:
+        arrays.update({name: np.array(getattr(snapshot, name)) for name in _POINT_CLASSES})
+    return arrays
 
 
 class SceneTokenCache:
@@ -181,11 +192,13 @@ class SceneTokenCache:
         if path.is_file():
             try:
                 arrays = {k: v.numpy() for k, v in load_file(str(path)).items()}
-                if set(arrays) == set(_TENSORS):
+                expected = set(_TENSORS) | (set(_POINT_CLASSES) if self.encoder.class_names
+                                            else set())
+                if set(arrays) == expected:
                     self.hits += 1
-                    return _snapshot_from_arrays(arrays)
+                    return _snapshot_from_arrays(arrays, self.encoder.class_names)
                 logger.warning("%s lacks tensors %s; fusing again", path,
-                               sorted(set(_TENSORS) - set(arrays)))
+                               sorted(expected - set(arrays)))
             except (OSError, SafetensorError) as exc:
                 logger.warning("unreadable scene cache %s (%s); fusing again", path, exc)
         self.misses += 1
@@ -194,7 +207,7 @@ class SceneTokenCache:
         self._write(path, snapshot)
         logger.info("fused %s: %d tokens -> %s", Path(scene_dir).name, len(snapshot.positions),
                     path.name)
-        return _snapshot_from_arrays(_arrays(snapshot))
+        return _snapshot_from_arrays(_arrays(snapshot), self.encoder.class_names)
 
     def _write(self, path: Path, snapshot: SceneSnapshot) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,8 @@ class FusionConfig:
     :ivar min_patch_valid_fraction: a patch needs this fraction of valid depth pixels.
     :ivar surface_weight_threshold: TSDF weight a voxel needs to count as observed surface
         (point clouds, meshes, snapshots).
+    :ivar semantic_pixel_stride: with an encoder that classifies its patches, every n-th
+        keyframe pixel (both axes) carries its class probabilities into the semantic map.
     :ivar keyframes: when a frame also updates the patch memory.
     """
 
@@ -32,6 +34,7 @@ class FusionConfig:
     max_patch_tokens: int = 1024
     min_patch_valid_fraction: float = 0.1
     surface_weight_threshold: float = 3.0
+    semantic_pixel_stride: int = 4
     keyframes: KeyframePolicy = field(default_factory=KeyframePolicy)
 
     def __post_init__(self) -> None:
@@ -41,6 +44,9 @@ class FusionConfig:
                      "trunc_voxel_multiplier"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.semantic_pixel_stride < 1:
+            raise ValueError(f"semantic_pixel_stride must be >= 1, got "
+                             f"{self.semantic_pixel_stride}")
         if self.max_patch_tokens < 1:
             raise ValueError(f"max_patch_tokens must be >= 1, got {self.max_patch_tokens}")
         if not 0.0 <= self.min_patch_valid_fraction <= 1.0:

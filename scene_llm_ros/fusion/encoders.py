@@ -29,10 +29,15 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class PatchEncoder(abc.ABC):
-    """Maps RGB images to a (grid_height, grid_width) grid of ``feature_dim`` vectors."""
+    """Maps RGB images to a (grid_height, grid_width) grid of ``feature_dim`` vectors.
+
+    An encoder may also classify its patches (:meth:`classify`) into ``class_names``; fusion
+    then keeps a semantic map of the surface.
+    """
 
     feature_dim: int
     grid_size: tuple[int, int]
+    class_names: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def encode(self, images: np.ndarray) -> np.ndarray:
@@ -47,6 +52,14 @@ class PatchEncoder(abc.ABC):
     @abc.abstractmethod
     def identity(self) -> str:
         """A string that changes whenever the features would change (for caches)."""
+
+    def classify(self, features: np.ndarray) -> np.ndarray | None:
+        """Class probabilities of encoded patches, None for an encoder without classes.
+
+        :param features: float32 (..., feature_dim) as :meth:`encode` returns them.
+        :return: float32 (..., len(class_names)), summing to 1 over the last axis.
+        """
+        return None
 
 
 def _to_tensor(images: np.ndarray, size: tuple[int, int], mean, std) -> torch.Tensor:
@@ -130,11 +143,14 @@ class BuiltinPatchEncoder(PatchEncoder):
     """The small CNN patch encoder of the embedded default model.
 
     Until a trained checkpoint is loaded it runs with its seeded initial weights, so features
-    are deterministic but carry no learned semantics.
+    are deterministic but carry no learned semantics. Stage 0 of training leaves it a linear
+    patch classifier (:meth:`set_classes`) over the classes of its training scenes.
     """
 
     WEIGHTS_NAME = "patch_encoder.safetensors"
     CONFIG_NAME = "patch_encoder.json"
+    CLASSES_NAME = "patch_classes.json"
+    _CLASS_HEAD_PREFIX = "class_head."
 
     def __init__(self, config: BuiltinEncoderConfig | None = None, *, seed: int = 0,
                  device: str = "cpu") -> None:
@@ -148,10 +164,30 @@ class BuiltinPatchEncoder(PatchEncoder):
         self.grid_size = (self.config.image_height // 16, self.config.image_width // 16)
         self._identity = (f"builtin:{PREPROCESSING_VERSION}:"
                           f"{json.dumps(asdict(self.config), sort_keys=True)}:seed{seed}")
+        self.class_head: nn.Linear | None = None
 
     @property
     def identity(self) -> str:
         return self._identity
+
+    def set_classes(self, class_names: list[str], head: nn.Linear) -> None:
+        """Attach a patch classifier: ``head`` maps features to logits over ``class_names``.
+
+        :raises ValueError: when the head's shape does not fit the features and names.
+        """
+        if (head.in_features, head.out_features) != (self.feature_dim, len(class_names)):
+            raise ValueError(f"class head is {head.in_features} -> {head.out_features}, need "
+                             f"{self.feature_dim} -> {len(class_names)}")
+        self.class_names = tuple(class_names)
+        self.class_head = head.eval().to(self.device)
+
+    @torch.inference_mode()
+    def classify(self, features: np.ndarray) -> np.ndarray | None:
+        if self.class_head is None:
+            return None
+        logits = self.class_head(torch.from_numpy(np.ascontiguousarray(features, np.float32))
+                                 .to(self.device))
+        return logits.softmax(dim=-1).cpu().numpy()
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
         """uint8 (B, H, W, 3) RGB -> the network's normalised input on the device."""
@@ -167,7 +203,13 @@ class BuiltinPatchEncoder(PatchEncoder):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / self.CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2))
-        save_file({k: v.contiguous().cpu() for k, v in self.net.state_dict().items()},
+        tensors = dict(self.net.state_dict())
+        if self.class_head is not None:
+            tensors.update({self._CLASS_HEAD_PREFIX + k: v
+                            for k, v in self.class_head.state_dict().items()})
+            (directory / self.CLASSES_NAME).write_text(json.dumps(list(self.class_names),
+                                                                  indent=1))
+        save_file({k: v.contiguous().cpu() for k, v in tensors.items()},
                   str(directory / self.WEIGHTS_NAME))
 
     @classmethod
@@ -184,6 +226,8 @@ class BuiltinPatchEncoder(PatchEncoder):
             raise DataFormatError(f"cannot load the built-in patch encoder from {directory}: "
                                   f"{exc}") from exc
         encoder = cls(config, device=device)
+        head_state = {k[len(cls._CLASS_HEAD_PREFIX):]: state.pop(k) for k in list(state)
+                      if k.startswith(cls._CLASS_HEAD_PREFIX)}
         expected = encoder.net.state_dict()
         mismatched = sorted(k for k in expected.keys() | state.keys()
                             if k not in state or k not in expected
@@ -192,12 +236,25 @@ class BuiltinPatchEncoder(PatchEncoder):
             raise DataFormatError(f"{directory / cls.WEIGHTS_NAME} does not match its config: "
                                   f"mismatched tensors {mismatched}")
         encoder.net.load_state_dict(state)
+        if head_state:
+            encoder._load_class_head(directory, head_state)
+            state.update({cls._CLASS_HEAD_PREFIX + k: v for k, v in head_state.items()})
         digest = hashlib.sha256()
         for key in sorted(state):
             digest.update(key.encode())
             digest.update(state[key].float().numpy().tobytes())
         encoder._identity = f"{encoder._identity}:weights{digest.hexdigest()[:16]}"
         return encoder
+
+    def _load_class_head(self, directory: Path, state: dict[str, torch.Tensor]) -> None:
+        try:
+            names = json.loads((directory / self.CLASSES_NAME).read_text())
+            head = nn.Linear(self.feature_dim, len(names))
+            head.load_state_dict(state)
+            self.set_classes([str(n) for n in names], head)
+        except (OSError, ValueError, TypeError, RuntimeError) as exc:
+            raise DataFormatError(f"{directory}: the patch class head does not load: "
+                                  f"{exc}") from exc
 
 
 class HFVisionPatchEncoder(PatchEncoder):

@@ -18,6 +18,7 @@ from scene_llm_ros.fusion.keyframes import KeyframeSelector
 from scene_llm_ros.fusion.lifting import backproject, lift_patch_grid
 from scene_llm_ros.fusion.patch_memory import PatchMemory
 from scene_llm_ros.fusion.sampling import farthest_point_sampling
+from scene_llm_ros.fusion.semantic_map import SemanticMap
 from scene_llm_ros.fusion.snapshot import Keyframe, SceneSnapshot
 from scene_llm_ros.fusion.store import read_scene_dir, write_scene_dir
 from scene_llm_ros.fusion.tsdf import TsdfVolume
@@ -61,6 +62,7 @@ class SceneFusion:
                                 depth_max_m=c.depth_max_m,
                                 trunc_voxel_multiplier=c.trunc_voxel_multiplier, device=c.device)
         self._memory = PatchMemory(c.patch_voxel_size_m, self.encoder.feature_dim)
+        self._semantic = self._new_semantic_map()
         self._keyframes = KeyframeSelector(c.keyframes)
         self._keyframe: Keyframe | None = None
         self._version = 0
@@ -70,6 +72,12 @@ class SceneFusion:
         self._bounds_min = np.full(3, np.inf, np.float32)
         self._bounds_max = np.full(3, -np.inf, np.float32)
         self._snapshot_cache: SceneSnapshot | None = None
+
+    def _new_semantic_map(self) -> SemanticMap | None:
+        if not self.encoder.class_names:
+            return None
+        return SemanticMap(self.config.voxel_size_m, self.encoder.class_names,
+                           pixel_stride=self.config.semantic_pixel_stride)
 
     def reset(self) -> None:
         """Forget everything fused so far (the version keeps counting up)."""
@@ -102,7 +110,7 @@ class SceneFusion:
 
         with self._lock:
             is_keyframe = self._keyframes.is_keyframe(frame.T_world_cam, frame.stamp_ns)
-        positions = features = depth_m = None
+        positions = features = depth_m = probabilities = None
         patch_ms = 0.0
         if is_keyframe:
             patch_start = time.perf_counter()
@@ -110,7 +118,7 @@ class SceneFusion:
             if depth.dtype == np.uint16:
                 depth_m = depth_from_uint16(depth)
                 depth_m[~in_range] = np.nan
-            positions, features = self._lift_patches(frame, depth_m)
+            positions, features, probabilities = self._lift_patches(frame, depth_m)
             patch_ms = (time.perf_counter() - patch_start) * 1e3
 
         with self._lock:
@@ -119,6 +127,9 @@ class SceneFusion:
             new_tokens = 0
             if is_keyframe:
                 new_tokens = self._memory.add(positions, features)
+                if self._semantic is not None and probabilities is not None:
+                    self._semantic.add(probabilities, depth_m, frame.intrinsics,
+                                       frame.T_world_cam)
                 self._keyframe = Keyframe(frame.color.copy(), depth_m, frame.intrinsics,
                                           np.array(frame.T_world_cam, np.float64),
                                           frame.stamp_ns, frame.frame_id)
@@ -131,12 +142,15 @@ class SceneFusion:
         return IntegrationResult(is_keyframe, new_tokens, total_ms - patch_ms, patch_ms)
 
     def _lift_patches(self, frame: RGBDFrame, depth: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray]:
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Lifted patch positions and features, and the patch grid's class probabilities
+        (None when the encoder does not classify)."""
         grid = self.encoder.encode(frame.color[None])[0]
         positions, valid = lift_patch_grid(depth, frame.intrinsics, frame.T_world_cam,
                                            grid.shape[:2],
                                            min_valid_fraction=self.config.min_patch_valid_fraction)
-        return positions[valid], grid.reshape(-1, grid.shape[-1])[valid]
+        return (positions[valid], grid.reshape(-1, grid.shape[-1])[valid],
+                self.encoder.classify(grid))
 
     def _update_bounds(self, depth: np.ndarray, frame: RGBDFrame) -> None:
         # Every 16th pixel is plenty for an axis-aligned bound (and cheap on every frame).
@@ -162,13 +176,20 @@ class SceneFusion:
             empty = not np.isfinite(self._bounds_min).all()
             points, colors = self._tsdf.extract_point_cloud(
                 weight_threshold=self.config.surface_weight_threshold)
+            point_classes = point_object_classes = None
+            if self._semantic is not None:
+                point_classes, point_object_classes = self._semantic.classes_at(points)
+                point_classes.flags.writeable = False
+                point_object_classes.flags.writeable = False
             snap = SceneSnapshot(
                 positions=positions[keep], features=features[keep], counts=counts[keep],
                 total_tokens=total, scene_version=self._version, stamp_ns=self._stamp_ns,
                 scene_frame=self.scene_frame, keyframe=self._keyframe,
                 bounds_min=np.full(3, np.nan, np.float32) if empty else self._bounds_min.copy(),
                 bounds_max=np.full(3, np.nan, np.float32) if empty else self._bounds_max.copy(),
-                points=points, colors=colors, voxel_size_m=self.config.voxel_size_m)
+                points=points, colors=colors, voxel_size_m=self.config.voxel_size_m,
+                point_classes=point_classes, point_object_classes=point_object_classes,
+                class_names=() if self._semantic is None else self._semantic.class_names)
             for array in (snap.positions, snap.features, snap.counts, snap.bounds_min,
                           snap.bounds_max, snap.points, snap.colors):
                 array.flags.writeable = False
@@ -201,7 +222,8 @@ class SceneFusion:
                     "bounds_min": self._bounds_min.tolist(),
                     "bounds_max": self._bounds_max.tolist()}
             write_scene_dir(directory, meta=meta, save_tsdf=self._tsdf.save,
-                            memory=self._memory, keyframe=self._keyframe)
+                            memory=self._memory, keyframe=self._keyframe,
+                            semantic=self._semantic)
             return self._version
 
     def load(self, directory: Path) -> int:
@@ -213,7 +235,7 @@ class SceneFusion:
         :return: the new scene version (greater than any version seen before).
         :raises DataFormatError: when the directory is not a compatible saved scene.
         """
-        meta, tsdf_path, memory, keyframe = read_scene_dir(directory)
+        meta, tsdf_path, memory, keyframe, semantic = read_scene_dir(directory)
         if meta.get("feature_dim") != self.encoder.feature_dim:
             raise DataFormatError(
                 f"{directory} holds {meta.get('feature_dim')}-d patch features but the running "
@@ -231,11 +253,16 @@ class SceneFusion:
                           trunc_voxel_multiplier=config.trunc_voxel_multiplier,
                           device=self.config.device)
         tsdf.load(tsdf_path)
+        if semantic is not None and semantic.class_names != self.encoder.class_names:
+            logger.warning("%s holds a semantic map over other classes than the running "
+                           "encoder's: starting a new one", directory)
+            semantic = None
         with self._lock:
             version = self._version
             self.config = FusionConfig(**{**config.to_dict(), "device": self.config.device})
             self._reset_state()
             self._tsdf, self._memory = tsdf, memory
+            self._semantic = semantic or self._new_semantic_map()
             self._keyframe = keyframe
             self.scene_frame = str(meta.get("scene_frame", self.scene_frame))
             self._stamp_ns = int(meta.get("stamp_ns", 0))
@@ -261,4 +288,5 @@ class SceneFusion:
             return {"scene_version": self._version, "frames_integrated": self._frames_integrated,
                     "keyframes": self._keyframe_count, "patch_tokens": len(self._memory),
                     "tsdf_voxels": self._tsdf.voxel_count,
-                    "memory_bytes": self._tsdf.memory_bytes + self._memory.memory_bytes}
+                    "memory_bytes": self._tsdf.memory_bytes + self._memory.memory_bytes + (
+                        0 if self._semantic is None else self._semantic.memory_bytes)}

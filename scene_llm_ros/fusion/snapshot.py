@@ -43,6 +43,12 @@ class SceneSnapshot:
         one per surface voxel), the geometry masks and box refinement are cut from.
     :ivar colors: uint8 (N, 3) RGB of ``points``.
     :ivar voxel_size_m: spacing of ``points`` (the TSDF voxel edge), metres.
+    :ivar point_classes: int16 (N,) index into ``class_names`` of each point's most probable
+        class (-1: unknown), None when the encoder does not classify its patches.
+    :ivar point_object_classes: int16 (N,) each point's most probable class that is no room
+        structure (wall, floor, ceiling), what a point is when geometry shows it is none of
+        those; None with ``point_classes``.
+    :ivar class_names: the classes of ``point_classes``.
     """
 
     positions: np.ndarray
@@ -58,6 +64,9 @@ class SceneSnapshot:
     points: np.ndarray
     colors: np.ndarray
     voxel_size_m: float = 0.04
+    point_classes: np.ndarray | None = None
+    point_object_classes: np.ndarray | None = None
+    class_names: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:

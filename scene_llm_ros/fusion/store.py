@@ -12,16 +12,17 @@ import numpy as np
 from scene_llm_ros.data.types import CameraIntrinsics
 from scene_llm_ros.errors import DataFormatError
 from scene_llm_ros.fusion.patch_memory import PatchMemory
+from scene_llm_ros.fusion.semantic_map import SemanticMap
 from scene_llm_ros.fusion.snapshot import Keyframe
 
 FORMAT_NAME = "scene_llm_ros.scene"
 FORMAT_VERSION = 1
-META_FILE, TSDF_FILE, PATCHES_FILE, KEYFRAME_FILE = (
-    "scene.json", "tsdf.npz", "patches.npz", "keyframe.npz")
+META_FILE, TSDF_FILE, PATCHES_FILE, KEYFRAME_FILE, SEMANTIC_FILE = (
+    "scene.json", "tsdf.npz", "patches.npz", "keyframe.npz", "semantic.npz")
 
 
 def write_scene_dir(directory: Path, *, meta: dict, save_tsdf, memory: PatchMemory,
-                    keyframe: Keyframe | None) -> None:
+                    keyframe: Keyframe | None, semantic: SemanticMap | None = None) -> None:
     """Write a scene directory atomically: into a temporary sibling, then renamed into place.
 
     :param meta: JSON-serialisable metadata (versions, config, encoder identity, counters).
@@ -33,6 +34,8 @@ def write_scene_dir(directory: Path, *, meta: dict, save_tsdf, memory: PatchMemo
     try:
         save_tsdf(tmp / TSDF_FILE)
         np.savez(tmp / PATCHES_FILE, **memory.state_dict())
+        if semantic is not None:
+            np.savez(tmp / SEMANTIC_FILE, **semantic.state_dict())
         if keyframe is not None:
             k = keyframe.intrinsics
             np.savez(tmp / KEYFRAME_FILE, color=keyframe.color, depth=keyframe.depth,
@@ -62,10 +65,12 @@ def _replace_directory(new: Path, target: Path) -> None:
         os.replace(new, target)
 
 
-def read_scene_dir(directory: Path) -> tuple[dict, Path, PatchMemory, Keyframe | None]:
+def read_scene_dir(directory: Path
+                   ) -> tuple[dict, Path, PatchMemory, Keyframe | None, SemanticMap | None]:
     """Read and validate a scene directory without touching any running state.
 
-    :return: ``(meta, tsdf_path, memory, keyframe)``.
+    :return: ``(meta, tsdf_path, memory, keyframe, semantic)``; no semantic map when the
+        scene was fused without patch classes.
     :raises DataFormatError: naming the directory and what is wrong with it.
     """
     directory = Path(directory)
@@ -83,13 +88,10 @@ def read_scene_dir(directory: Path) -> tuple[dict, Path, PatchMemory, Keyframe |
     tsdf_path = directory / TSDF_FILE
     if not tsdf_path.is_file():
         raise DataFormatError(f"{directory} has no {TSDF_FILE}")
-    try:
-        with np.load(directory / PATCHES_FILE, allow_pickle=False) as data:
-            memory = PatchMemory.from_state_dict(dict(data))
-    except (OSError, ValueError) as exc:
-        raise DataFormatError(f"{directory / PATCHES_FILE} is unreadable: {exc}") from exc
-    except DataFormatError as exc:
-        raise DataFormatError(f"{directory / PATCHES_FILE}: {exc}") from exc
+    memory = _read_arrays(directory / PATCHES_FILE, PatchMemory.from_state_dict)
+    semantic = None
+    if (directory / SEMANTIC_FILE).is_file():
+        semantic = _read_arrays(directory / SEMANTIC_FILE, SemanticMap.from_state_dict)
     keyframe = None
     if (directory / KEYFRAME_FILE).is_file():
         try:
@@ -101,4 +103,15 @@ def read_scene_dir(directory: Path) -> tuple[dict, Path, PatchMemory, Keyframe |
                     data["T_world_cam"], int(data["stamp_ns"]), str(data["frame_id"]))
         except (OSError, ValueError, KeyError) as exc:
             raise DataFormatError(f"{directory / KEYFRAME_FILE} is unreadable: {exc}") from exc
-    return meta, tsdf_path, memory, keyframe
+    return meta, tsdf_path, memory, keyframe, semantic
+
+
+def _read_arrays(path: Path, build):
+    """``build(arrays)`` of an ``.npz`` file, every failure as a DataFormatError."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return build(dict(data))
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(f"{path} is unreadable: {exc}") from exc
+    except DataFormatError as exc:
+        raise DataFormatError(f"{path}: {exc}") from exc

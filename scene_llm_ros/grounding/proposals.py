@@ -15,7 +15,7 @@ from scene_llm_ros.grounding.floor import estimate_floor_height
 from scene_llm_ros.grounding.normals import estimate_normals
 from scene_llm_ros.grounding.planes import largest_plane, plane_candidates
 from scene_llm_ros.grounding.supports import count_behind
-from scene_llm_ros.grounding.validation import checked_points, checked_positive
+from scene_llm_ros.grounding.validation import checked_clustering
 
 # Walls are searched on a grid this many voxels coarse: a room's worth of normals at full
 # resolution costs seconds, walls are metres wide.
@@ -43,11 +43,13 @@ class ObjectProposal:
     :ivar indices: int64 (M,) rows of the scene points, ascending.
     :ivar center: float64 (3,) centre of its axis-aligned box, scene frame, metres.
     :ivar size: float64 (3,) full extents of that box, metres.
+    :ivar label: the class of its points, empty for a class-agnostic proposal.
     """
 
     indices: np.ndarray
     center: np.ndarray
     size: np.ndarray
+    label: str = ""
 
 
 def propose_objects(points: np.ndarray, *, voxel_size: float = 0.04,
@@ -72,29 +74,17 @@ def propose_objects(points: np.ndarray, *, voxel_size: float = 0.04,
     :raises GroundingInputError: (a ``ValueError``) on points that are not finite (N, 3) or
         non-positive settings.
     """
-    points = checked_points(points)
-    voxel_size = checked_positive(voxel_size, "voxel_size")
-    band = checked_positive(band_voxels, "band_voxels") * voxel_size
-    link = checked_positive(link_voxels, "link_voxels") * voxel_size
-    if min_points < 1:
-        raise GroundingInputError(f"min_points must be >= 1, got {min_points}")
+    points, voxel_size, link, band = checked_clustering(points, voxel_size, link_voxels,
+                                                        band_voxels, min_points)
     if floor_z is not None and not np.isfinite(floor_z):
         raise GroundingInputError(f"floor_z must be finite or None, got {floor_z}")
     if len(points) == 0:
         return []
     if floor_z is None:
         floor_z = estimate_floor_height(points, voxel_size=voxel_size)
-    keep = points[:, 2] > floor_z + band
-    ceiling_z = _ceiling_height(points, floor_z, voxel_size)
-    if ceiling_z is not None:
-        keep &= points[:, 2] < ceiling_z - band
-    for normal, offset, along, (start, end) in _walls(points, voxel_size):
-        # Only along the wall's observed length: in an L-shaped room its plane runs on
-        # through the open part of the room.
-        position = points @ along
-        keep &= (np.abs(points @ normal - offset) > band) | (position < start - band) | (
-            position > end + band)
-    index = np.flatnonzero(keep)
+    horizontal, walls = structure_bands(points, voxel_size=voxel_size, floor_z=floor_z,
+                                        band=band)
+    index = np.flatnonzero(~(horizontal | walls))
     count, labels = label_components(points[index], link)
     sizes = np.bincount(labels, minlength=count)
     proposals = []
@@ -105,6 +95,31 @@ def propose_objects(points: np.ndarray, *, voxel_size: float = 0.04,
         center, size = box_of_points(points[members])
         proposals.append(ObjectProposal(members.astype(np.int64), center, size))
     return proposals
+
+
+def structure_bands(points: np.ndarray, *, voxel_size: float, floor_z: float, band: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Which points lie on the room's structure.
+
+    :param points: float (N, 3) fused surface points, scene frame (+Z up), metres, checked.
+    :param floor_z: floor height, metres.
+    :param band: half-thickness of a structure band, metres.
+    :return: ``(horizontal, walls)`` bool (N,) masks: within ``band`` of (or beyond) the
+        floor or an observed ceiling, and within ``band`` of a wall (a large vertical plane
+        with nothing observed behind it), along its observed length.
+    """
+    horizontal = points[:, 2] <= floor_z + band
+    ceiling_z = _ceiling_height(points, floor_z, voxel_size)
+    if ceiling_z is not None:
+        horizontal |= points[:, 2] >= ceiling_z - band
+    walls = np.zeros(len(points), bool)
+    for normal, offset, along, (start, end) in _walls(points, voxel_size):
+        # Only along the wall's observed length: in an L-shaped room its plane runs on
+        # through the open part of the room.
+        position = points @ along
+        walls |= (np.abs(points @ normal - offset) <= band) & (position >= start - band) & (
+            position <= end + band)
+    return horizontal, walls
 
 
 def _ceiling_height(points: np.ndarray, floor_z: float, voxel_size: float) -> float | None:

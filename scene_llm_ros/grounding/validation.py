@@ -46,3 +46,20 @@ def checked_positive(value: float, name: str) -> float:
     if not (np.isfinite(value) and value > 0):
         raise GroundingInputError(f"{name} must be a positive number, got {value}")
     return float(value)
+
+
+def checked_clustering(points: np.ndarray, voxel_size: float, link_voxels: float,
+                       band_voxels: float, min_points: int
+                       ) -> tuple[np.ndarray, float, float, float]:
+    """The inputs shared by the surface clusterings, checked.
+
+    :return: ``(points float64 (N, 3), voxel_size, link, band)``, the last two in metres.
+    :raises GroundingInputError: on bad points or a setting out of range.
+    """
+    points = checked_points(points)
+    voxel_size = checked_positive(voxel_size, "voxel_size")
+    link = checked_positive(link_voxels, "link_voxels") * voxel_size
+    band = checked_positive(band_voxels, "band_voxels") * voxel_size
+    if min_points < 1:
+        raise GroundingInputError(f"min_points must be >= 1, got {min_points}")
+    return points, voxel_size, link, band

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scene_llm_ros.fusion.snapshot import SceneSnapshot
-from scene_llm_ros.grounding.floor import estimate_floor_height
-from scene_llm_ros.grounding.object_geometry import ground_object
+from scene_llm_ros.grounding.snapshot_grounder import SnapshotGrounder
 from scene_llm_ros.grounding.view_mask import mask_in_view
 from scene_llm_ros.inference.requests import (
     AskOutcome,
@@ -107,7 +106,7 @@ class InferenceEngine:
         self._worker: threading.Thread | None = None
         self._stopping = False
         self.counts = collections.Counter()
-        self._floor: tuple[int, float | None] = (-1, None)
+        self._grounder: SnapshotGrounder | None = None
 
     @property
     def model(self) -> SceneLlm | None:
@@ -281,23 +280,21 @@ class InferenceEngine:
 
     def _ground(self, snapshot: SceneSnapshot, objects: list[GroundedObject],
                 request: AskRequest) -> list[ObjectResult]:
-        """Refine each predicted box on the fused surface; cut its 3D points and 2D mask."""
+        """Ground each predicted box on the fused surface; cut its 3D points and 2D mask."""
         if len(snapshot.points) == 0:
             return [ObjectResult(str(i), o.label, o.score, o.center, o.size)
                     for i, o in enumerate(objects)]
-        voxel = snapshot.voxel_size_m
-        if self._floor[0] != snapshot.scene_version:  # one estimate per scene version
-            self._floor = (snapshot.scene_version,
-                           estimate_floor_height(snapshot.points, voxel_size=voxel))
-        floor_z = self._floor[1]
+        if self._grounder is None or self._grounder.snapshot is not snapshot:
+            # Floor and segments are computed once per snapshot.
+            self._grounder = SnapshotGrounder(snapshot)
         results = []
         for i, obj in enumerate(objects):
-            geometry = ground_object(snapshot.points, obj.center, obj.size, voxel_size=voxel,
-                                     floor_z=floor_z)
+            geometry = self._grounder.ground(obj.label, obj.center, obj.size)
             object_points = snapshot.points[geometry.indices]
             mask, roi = None, (0, 0, 0, 0)
             if request.return_masks and snapshot.keyframe is not None:
-                mask, roi = mask_in_view(object_points, snapshot.keyframe, voxel_size=voxel)
+                mask, roi = mask_in_view(object_points, snapshot.keyframe,
+                                         voxel_size=snapshot.voxel_size_m)
             results.append(ObjectResult(
                 id=str(i), label=obj.label, score=obj.score, center=geometry.center,
                 size=geometry.size, mask=mask, roi=roi,

@@ -124,6 +124,12 @@ def scene_patches_msg(snapshot: SceneSnapshot, encoder: str) -> ScenePatches:
     msg.surface = point_cloud_msg(snapshot.points, snapshot.colors, snapshot.stamp_ns,
                                   snapshot.scene_frame)
     msg.voxel_size = snapshot.voxel_size_m
+    if snapshot.point_classes is not None and snapshot.point_object_classes is not None:
+        msg.point_classes = array.array(
+            "h", np.ascontiguousarray(snapshot.point_classes, "<i2").tobytes())
+        msg.point_object_classes = array.array(
+            "h", np.ascontiguousarray(snapshot.point_object_classes, "<i2").tobytes())
+        msg.class_names = list(snapshot.class_names)
     keyframe = snapshot.keyframe
     msg.has_keyframe = keyframe is not None
     if keyframe is not None:
@@ -152,6 +158,17 @@ def snapshot_from_patches(msg: ScenePatches) -> SceneSnapshot:
                          f"{len(features)} feature values of dim {msg.feature_dim}, "
                          f"{len(counts)} counts")
     points, colors = point_cloud_arrays(msg.surface)
+    point_classes = point_object_classes = None
+    if msg.class_names:
+        point_classes, point_object_classes = (
+            np.asarray(values, np.int16) for values in (msg.point_classes,
+                                                        msg.point_object_classes))
+        for classes in (point_classes, point_object_classes):
+            if len(classes) != len(points) or classes.max(initial=-1) >= len(
+                    msg.class_names) or classes.min(initial=-1) < -1:
+                raise ValueError(f"ScenePatches needs {len(points)} point classes in [-1, "
+                                 f"{len(msg.class_names)}), one per surface point; got "
+                                 f"{len(classes)}")
     keyframe = None
     if msg.has_keyframe:
         keyframe = Keyframe(color=image_to_color(msg.keyframe_color),
@@ -167,5 +184,7 @@ def snapshot_from_patches(msg: ScenePatches) -> SceneSnapshot:
                          scene_version=msg.scene_version, stamp_ns=stamp_to_ns(msg.header.stamp),
                          scene_frame=msg.header.frame_id, keyframe=keyframe,
                          bounds_min=bounds[0], bounds_max=bounds[1], points=points,
-                         colors=colors, voxel_size_m=float(msg.voxel_size))
+                         colors=colors, voxel_size_m=float(msg.voxel_size),
+                         point_classes=point_classes, point_object_classes=point_object_classes,
+                         class_names=tuple(msg.class_names))
 

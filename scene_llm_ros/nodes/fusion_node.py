@@ -88,6 +88,8 @@ PARAMS = (
     Param("max_patch_tokens", 1024, "Token budget handed to the model", 1, 65536),
     Param("min_patch_valid_fraction", 0.1, "Valid depth a patch needs", 0.0, 1.0),
     Param("surface_weight_threshold", 3.0, "TSDF weight of observed surface", 0.0, 1000.0),
+    Param("semantic_pixel_stride", 4, "Every n-th keyframe pixel carries the encoder's patch "
+          "classes into the semantic map (encoders that classify only)", 1, 64),
     Param("keyframe_translation_m", 0.3, "Keyframe after moving this far", 0.0, 100.0),
     Param("keyframe_rotation_deg", 15.0, "Keyframe after turning this much", 0.0, 360.0),
     Param("keyframe_interval_s", 2.0, "Keyframe at least this often while moving", 0.0, 3600.0),
@@ -181,6 +183,7 @@ class FusionNode(WorkerLifecycleNode):
                 max_patch_tokens=p["max_patch_tokens"],
                 min_patch_valid_fraction=p["min_patch_valid_fraction"],
                 surface_weight_threshold=p["surface_weight_threshold"],
+                semantic_pixel_stride=p["semantic_pixel_stride"],
                 keyframes=KeyframePolicy(p["keyframe_translation_m"], p["keyframe_rotation_deg"],
                                          p["keyframe_interval_s"]))
             ingest_config = IngestConfig(

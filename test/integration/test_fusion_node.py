@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from dds_helpers import OPTICAL, Camera, StatusWatcher, call, node_command, wait_for
 from lifecycle_msgs.msg import Transition
@@ -16,6 +17,7 @@ from lifecycle_msgs.srv import ChangeState
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
+from torch import nn
 
 from scene_llm_ros.data.synth import SynthConfig, generate_scene
 from scene_llm_ros.data.types import RGBDFrame
@@ -38,7 +40,12 @@ def scene():
 
 @pytest.fixture(scope="module")
 def encoder():
-    return BuiltinPatchEncoder(BuiltinEncoderConfig(image_height=96, image_width=128))
+    """A small built-in encoder that also classifies its patches (seeded, untrained)."""
+    encoder = BuiltinPatchEncoder(BuiltinEncoderConfig(image_height=96, image_width=128))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        encoder.set_classes(["floor", "chair", "wall"], nn.Linear(encoder.feature_dim, 3))
+    return encoder
 
 
 def start_fusion(ros, encoder, **overrides) -> FusionNode:
@@ -87,6 +94,9 @@ def test_lifecycle_stream_status_cloud_patches_and_save_load(ros, scene, encoder
     local = fusion.fusion.snapshot()
     np.testing.assert_array_equal(received.positions, local.positions)
     np.testing.assert_array_equal(received.features, local.features)
+    assert received.class_names == local.class_names == ("floor", "chair", "wall")
+    np.testing.assert_array_equal(received.point_classes, local.point_classes)
+    np.testing.assert_array_equal(received.point_object_classes, local.point_object_classes)
     np.testing.assert_array_equal(received.keyframe.depth[np.isfinite(local.keyframe.depth)],
                                   local.keyframe.depth[np.isfinite(local.keyframe.depth)])
     np.testing.assert_allclose(received.keyframe.T_world_cam, local.keyframe.T_world_cam,

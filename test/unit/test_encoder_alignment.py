@@ -122,7 +122,13 @@ def test_aligned_encoder_learns_and_travels_inside_model_checkpoints(dataset, tm
     reloaded = SceneLlm.from_pretrained(tmp_path / "model")
     assert reloaded.patch_encoder.identity == aligned.identity
     image = np.random.default_rng(0).integers(0, 255, (1, 96, 128, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(reloaded.patch_encoder.encode(image), aligned.encode(image))
+    features = aligned.encode(image)
+    np.testing.assert_array_equal(reloaded.patch_encoder.encode(image), features)
+    # The patch classifier stays with the encoder, for fusion's semantic map.
+    assert aligned.class_names == reloaded.patch_encoder.class_names
+    assert {"floor", "wall", "chair"} <= set(aligned.class_names)
+    np.testing.assert_array_equal(reloaded.patch_encoder.classify(features),
+                                  aligned.classify(features))
 
 
 def test_alignment_config_rejects_unknown_keys_and_bad_values(tmp_path):

@@ -1,0 +1,89 @@
+"""Ground a model's predicted objects on one fused scene snapshot.
+
+The inference engine and offline evaluation both go through :class:`SnapshotGrounder`, so
+a box is grounded the same way wherever it is scored.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from scene_llm_ros.fusion.semantic_map import UNKNOWN_CLASS
+from scene_llm_ros.fusion.snapshot import SceneSnapshot
+from scene_llm_ros.geometry.boxes import pairwise_box_iou
+from scene_llm_ros.grounding.class_segments import object_classes, segment_by_class
+from scene_llm_ros.grounding.floor import estimate_floor_height
+from scene_llm_ros.grounding.object_geometry import GroundedGeometry, ground_object
+from scene_llm_ros.grounding.proposals import ObjectProposal
+
+
+class SnapshotGrounder:
+    """Cuts predicted objects out of one snapshot's fused surface.
+
+    With a semantic map (``snapshot.point_classes``), the predicted box first snaps to the
+    object segment of the predicted class it overlaps most (the nearest one when it overlaps
+    none), which separates an object from touching neighbours of another class; the box
+    is then refined on the geometry around it (:func:`ground_object`), which may add points
+    the map left unclassified or called structure, never those of another object. The floor
+    height and the segments are computed once per snapshot, on first use.
+
+    :param snapshot: a non-empty snapshot (surface points present).
+    """
+
+    def __init__(self, snapshot: SceneSnapshot) -> None:
+        self.snapshot = snapshot
+
+    @functools.cached_property
+    def floor_z(self) -> float:
+        return estimate_floor_height(self.snapshot.points, voxel_size=self.snapshot.voxel_size_m)
+
+    @functools.cached_property
+    def classes(self) -> np.ndarray | None:
+        """int64 (N,) object class per surface point (:func:`object_classes`), None without
+        a semantic map."""
+        snapshot = self.snapshot
+        if snapshot.point_classes is None or snapshot.point_object_classes is None:
+            return None
+        return object_classes(snapshot.points, snapshot.point_classes,
+                              snapshot.point_object_classes, snapshot.class_names,
+                              voxel_size=snapshot.voxel_size_m, floor_z=self.floor_z)
+
+    @functools.cached_property
+    def segments(self) -> list[ObjectProposal]:
+        """Object segments of the semantic map (empty without one)."""
+        if self.classes is None:
+            return []
+        return segment_by_class(self.snapshot.points, self.classes, self.snapshot.class_names,
+                                voxel_size=self.snapshot.voxel_size_m, floor_z=self.floor_z)
+
+    def segment_for(self, label: str, center: np.ndarray, size: np.ndarray
+                    ) -> ObjectProposal | None:
+        """The segment of class ``label`` the box overlaps most, else the nearest; None when
+        no segment has that class."""
+        candidates = [segment for segment in self.segments if segment.label == label]
+        if not candidates:
+            return None
+        centers = np.array([segment.center for segment in candidates])
+        overlap = pairwise_box_iou(np.asarray(center, np.float64)[None],
+                                   np.asarray(size, np.float64)[None], centers,
+                                   np.array([segment.size for segment in candidates]))[0]
+        distance = np.linalg.norm(centers - center, axis=1)
+        return candidates[int(np.lexsort((distance, -overlap))[0])]
+
+    def ground(self, label: str, center: np.ndarray, size: np.ndarray) -> GroundedGeometry:
+        """The object a predicted box of class ``label`` refers to.
+
+        :raises GroundingInputError: (a ``ValueError``) on a box that is not finite or has a
+            size <= 0.
+        """
+        segment = self.segment_for(label, center, size)
+        excluded = None
+        if segment is not None:
+            center, size = segment.center, segment.size
+            # Refinement may add unclassified points and structure, never other objects.
+            own = self.snapshot.class_names.index(segment.label)
+            excluded = (self.classes != UNKNOWN_CLASS) & (self.classes != own)
+        return ground_object(self.snapshot.points, center, size,
+                             voxel_size=self.snapshot.voxel_size_m, floor_z=self.floor_z,
+                             excluded=excluded)
