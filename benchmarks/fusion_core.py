@@ -4,9 +4,11 @@
 
 Generates a synthetic 640x480 sequence, then integrates the same frames (a) with a bare Open3D
 VoxelBlockGrid at the same voxel size and (b) with SceneFusion (TSDF + keyframe patches with the
-built-in encoder), each on float metres and on the camera's uint16/uint8 formats, and prints
-per-frame costs, their ratios, keyframe patch cost, and the fused surface's accuracy against the
-ground-truth mesh. The issue's targets are printed beside them.
+embedded model's encoder, whose patch classes also fill the semantic map), each on float metres
+and on the camera's uint16/uint8 formats, and prints per-frame costs, their ratios, keyframe
+patch cost, and the fused surface's accuracy against the ground-truth mesh. The same encoder
+architecture without a class head runs beside it, so the semantic map's own cost (per keyframe
+and per snapshot) is measured too. The issue's targets are printed beside them.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from scene_llm_ros.data.depth import depth_to_uint16
 from scene_llm_ros.data.synth import SynthConfig, generate_scene
 from scene_llm_ros.fusion.accuracy import surface_accuracy
 from scene_llm_ros.fusion.config import FusionConfig
-from scene_llm_ros.fusion.encoders import BuiltinPatchEncoder
+from scene_llm_ros.fusion.encoders import BuiltinPatchEncoder, PatchEncoder, load_patch_encoder
 from scene_llm_ros.fusion.lifting import backproject
 from scene_llm_ros.fusion.scene import SceneFusion
 
@@ -59,10 +61,10 @@ def bare_open3d_ms(frames, voxel_size: float, depth_max: float, *, sensor_format
     return times
 
 
-def _run_scene_fusion(config: FusionConfig, frames) -> tuple:
+def _run_scene_fusion(config: FusionConfig, frames, encoder: PatchEncoder) -> tuple:
     """SceneFusion over ``frames``: the fusion, ms per frame, keyframe patch ms, non-keyframe
     ms."""
-    fusion = SceneFusion(config, encoder=BuiltinPatchEncoder())
+    fusion = SceneFusion(config, encoder=encoder)
     total_ms, patch_ms, non_key = [], [], []
     for frame in frames:
         start = time.perf_counter()
@@ -95,8 +97,17 @@ def main() -> int:
     # Like for like: SceneFusion gets the camera's own formats (uint16 mm depth, as a 16UC1
     # message gives them) against bare Open3D on them, and float metres against float.
     sensor_frames = [dataclasses.replace(f, depth=depth_to_uint16(f.depth)) for f in frames]
-    fusion, total_ms, patch_ms, non_key = _run_scene_fusion(config, sensor_frames)
-    _, _, _, non_key_float = _run_scene_fusion(config, frames)
+    encoder = load_patch_encoder("embedded")
+    unclassified = BuiltinPatchEncoder(encoder.config)  # same network, no class head
+    fusion, total_ms, patch_ms, non_key = _run_scene_fusion(config, sensor_frames, encoder)
+    _, _, _, non_key_float = _run_scene_fusion(config, frames, encoder)
+    plain, _, plain_patch_ms, _ = _run_scene_fusion(config, sensor_frames, unclassified)
+    snapshots, snapshot_ms = {}, {}
+    for name, core in (("semantic", fusion), ("plain", plain)):
+        start = time.perf_counter()
+        snapshots[name] = core.snapshot()
+        snapshot_ms[name] = (time.perf_counter() - start) * 1e3
+    classified = float(np.mean(snapshots["semantic"].point_classes != -1))
 
     observed = np.concatenate([backproject(f.depth, f.intrinsics, f.T_world_cam, stride=16)
                                for f in frames])
@@ -120,6 +131,13 @@ def main() -> int:
     row("keyframes", f"{len(patch_ms)}")
     row("keyframe patch update, ms (median / p95)",
         f"{np.median(patch_ms):.0f} / {np.percentile(patch_ms, 95):.0f}", "target < 50")
+    row("  of which semantic map, ms (median, vs no class head)",
+        f"{np.median(patch_ms) - np.median(plain_patch_ms):.1f}")
+    row("snapshot with / without semantic map, ms",
+        f"{snapshot_ms['semantic']:.0f} / {snapshot_ms['plain']:.0f}")
+    row("surface points with a class", f"{classified:.3f}")
+    row("semantic map memory, MiB",
+        f"{(fusion.stats['memory_bytes'] - plain.stats['memory_bytes']) / 2**20:.1f}")
     row("surface median error, m",
         f"{accuracy.median_error_m:.4f}", f"target <= {1.5 * config.voxel_size_m:.3f}")
     row("surface completeness at 5 cm", f"{accuracy.completeness:.3f}", "target >= 0.90")
