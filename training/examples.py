@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from scene_llm_ros.data import annotations as ann
+from scene_llm_ros.evaluation.questions import clean_description
 from training import templates
 from training.objects import ObjectBox
 
@@ -41,8 +42,11 @@ class InstructionSample:
 Objects = dict[int, ObjectBox]
 
 
-def _pick(options: Sequence[str], variant: str | None) -> str:
-    return options[0] if variant is None else options[templates.choose(options, variant)]
+def _pick(options: Sequence[str], variant: str | None, *, canonical: int = 0) -> str:
+    """The phrasing of training variant ``variant``, or option ``canonical`` outside training
+    (``variant`` None)."""
+    return options[canonical] if variant is None else \
+        options[templates.choose(options, variant)]
 
 
 def from_scanqa(record: ann.ScanQARecord, objects: Objects, variant: str | None
@@ -72,8 +76,9 @@ def from_scanrefer(record: ann.ScanReferRecord, objects: Objects, variant: str |
     object_id = int(record.object_id)
     if object_id not in objects:
         return None
-    question = _pick(templates.GROUND_PHRASINGS, variant).format(
-        description=templates.clean_description(record.description))
+    question = _pick(templates.GROUND_PHRASINGS, variant,
+                     canonical=templates.GROUND_REQUEST).format(
+        description=clean_description(record.description))
     return InstructionSample(
         f"scanrefer:{record.scene_id}|{record.object_id}|{record.ann_id}", record.scene_id,
         "scanrefer", "ground", question, templates.grounding_answer([record.object_name]),
@@ -86,7 +91,7 @@ def from_multi3drefer(record: ann.Multi3DReferRecord, objects: Objects, variant:
     if any(object_id not in objects for object_id in record.object_ids):
         return None
     question = _pick(templates.MULTI_GROUND_PHRASINGS, variant).format(
-        description=templates.clean_description(record.description))
+        description=clean_description(record.description))
     names = [record.object_name] * len(record.object_ids)
     return InstructionSample(
         f"multi3drefer:{record.scene_id}|{record.ann_id}", record.scene_id, "multi3drefer",

@@ -1,8 +1,9 @@
 """Instruction phrasings and answer formats per task.
 
 Phrasing 0 of every task is the plain request a robot user sends through ``AskScene`` (the
-question, the description), and offline evaluation uses it; the others add variety in
-training. The task instruction itself comes from the model's prompt builder
+question, the description), and offline evaluation uses it, except for ScanRefer, which is
+asked for one object (:data:`GROUND_REQUEST`, as the replay evaluation asks it); the others
+add variety in training. The task instruction itself comes from the model's prompt builder
 (:data:`scene_llm_ros.model.processing_scene_llm.TASK_INSTRUCTIONS`), so prompts stay
 identical to inference.
 """
@@ -13,11 +14,14 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from scene_llm_ros.evaluation.questions import SINGLE_OBJECT_REQUEST
 from scene_llm_ros.model import GROUND_TOKEN, POINT_TOKEN
 
 QA_PHRASINGS = ("{question}", "{question} Answer in a few words.", "Please answer: {question}")
-GROUND_PHRASINGS = ("{description}", "Find {description}.", "Where is {description}?",
+GROUND_PHRASINGS = ("{description}", SINGLE_OBJECT_REQUEST, "Where is {description}?",
                     "Locate the object described here: {description}.")
+#: The phrasing ScanRefer items are asked with outside training.
+GROUND_REQUEST = GROUND_PHRASINGS.index(SINGLE_OBJECT_REQUEST)
 MULTI_GROUND_PHRASINGS = ("{description}", "Find every object that matches: {description}.",
                           "Which objects fit this description? {description}.")
 CAPTION_PHRASINGS = ("Describe the object at the marked point.",
@@ -47,11 +51,6 @@ def choose(options: Sequence[str], *parts: object) -> int:
 def object_name(raw: str) -> str:
     """ScanRefer's ``office_chair`` as ``office chair``."""
     return raw.replace("_", " ").strip()
-
-
-def clean_description(text: str) -> str:
-    """A description without surrounding whitespace or a final full stop."""
-    return text.strip().rstrip(".").strip()
 
 
 def grounding_answer(names: Sequence[str]) -> str:

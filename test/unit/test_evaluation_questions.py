@@ -75,10 +75,13 @@ def test_scanrefer_and_multi3drefer(tmp_path):
     assert [q.id for q in refer] == ["scene0001_00|4|0", "scene0001_00|4|0#1"]
     assert refer[0].object_ids == (4,) and refer[0].unique is False and refer[1].unique is None
     assert refer[0].grounding and refer[0].ask_task == "ground"
+    # One object is asked for (a bare description may match several, or none).
+    assert refer[0].question == "Find the chair by the door."
     ann.write_multi3drefer(tmp_path / "m3d.json", [ann.Multi3DReferRecord(
         "scene0001_00", [], "chair", 7, "no such chair", "zt_w_d", False, False, False, False)])
     (m3d,) = load_questions(tmp_path / "m3d.json").questions
     assert (m3d.benchmark, m3d.object_ids, m3d.eval_type) == ("multi3drefer", (), "zt_w_d")
+    assert m3d.question == "no such chair"
     ann.write_scanrefer(tmp_path / "bad.json", [ann.ScanReferRecord(
         "scene0001_00", "four", "chair", "0", "x")])
     with pytest.raises(QuestionFileError, match="'four' .* not an integer"):

@@ -8,6 +8,8 @@ import pytest
 from model_testutil import make_snapshot
 from training_testutil import make_dataset, stage_config
 
+from scene_llm_ros.data import annotations as ann
+from scene_llm_ros.evaluation import load_questions
 from scene_llm_ros.fusion.config import FusionConfig
 from scene_llm_ros.fusion.encoders import BuiltinPatchEncoder
 from scene_llm_ros.model import (
@@ -17,7 +19,7 @@ from scene_llm_ros.model import (
     prepare_scene_inputs,
 )
 from scene_llm_ros.model.processing_scene_llm import answer_text
-from training import scene_cache, templates
+from training import examples, scene_cache, templates
 from training.config import load_config
 from training.dataset import SplitScenes, build_samples, corpus_texts
 from training.encode import encode_sample
@@ -80,6 +82,20 @@ def test_templates_scene_caption_and_grounded_caption():
     assert templates.grounding_answer([]) == templates.NO_OBJECT_ANSWER
     assert templates.grounding_answer(["trash_can", "desk"]) == \
         f"trash can {GROUND_TOKEN}, desk {GROUND_TOKEN}"
+
+
+def test_offline_and_replay_evaluation_ask_the_same_questions(tmp_path):
+    refer = ann.ScanReferRecord("scene0001_00", "4", "chair", "0", " the chair by the door. ")
+    multi = ann.Multi3DReferRecord("scene0001_00", [4], "chair", 7, "the chair by the door.",
+                                   "st_w_d", False, False, False, False)
+    ann.write_scanrefer(tmp_path / "refer.json", [refer])
+    ann.write_multi3drefer(tmp_path / "m3d.json", [multi])
+    objects = {4: None}
+    offline = [examples.from_scanrefer(refer, objects, None).question,
+               examples.from_multi3drefer(multi, objects, None).question]
+    replay = [load_questions(tmp_path / name).questions[0].question
+              for name in ("refer.json", "m3d.json")]
+    assert offline == replay == ["Find the chair by the door.", "the chair by the door"]
 
 
 def test_samples_cover_every_source_with_consistent_grounding(dataset, tmp_path):
