@@ -13,7 +13,8 @@ from training.errors import TrainingConfigError
 logger = logging.getLogger(__name__)
 
 _TINY_KEYS = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "vocab_size",
-              "scene_dim", "grounding_dim", "chat_template", "patch_encoder", "token_classes")
+              "scene_dim", "grounding_dim", "chat_template", "patch_encoder", "token_classes",
+              "object_tokens")
 
 
 def build_model(config: TrainConfig, corpus: Iterable[str], *,
