@@ -92,7 +92,7 @@ class OfflineEvaluator:
         if not answer.objects or not len(snapshot.points):
             return answer
         if scene_id not in self._grounders:
-            self._grounders[scene_id] = SnapshotGrounder.of(snapshot)
+            self._grounders[scene_id] = SnapshotGrounder(snapshot)
         objects = []
         for obj in answer.objects:
             geometry = self._grounders[scene_id].ground(obj.label, obj.center, obj.size)

@@ -6,7 +6,6 @@ a box is grounded the same way wherever it is scored.
 from __future__ import annotations
 
 import functools
-import threading
 
 import numpy as np
 
@@ -17,11 +16,6 @@ from scene_llm_ros.grounding.class_segments import object_classes, segment_by_cl
 from scene_llm_ros.grounding.floor import estimate_floor_height
 from scene_llm_ros.grounding.object_geometry import GroundedGeometry, ground_object
 from scene_llm_ros.grounding.proposals import ObjectProposal
-
-# Grounders of the last few snapshots, shared by SnapshotGrounder.of.
-_SHARED_SNAPSHOTS = 4
-_shared: list[tuple[SceneSnapshot, SnapshotGrounder]] = []
-_shared_lock = threading.Lock()
 
 
 class SnapshotGrounder:
@@ -39,20 +33,6 @@ class SnapshotGrounder:
 
     def __init__(self, snapshot: SceneSnapshot) -> None:
         self.snapshot = snapshot
-
-    @classmethod
-    def of(cls, snapshot: SceneSnapshot) -> SnapshotGrounder:
-        """The grounder of ``snapshot`` shared by every caller, so the model's object tokens
-        and the engine's grounding segment a snapshot once (about 0.1 s a room); the last
-        few snapshots' grounders are kept."""
-        with _shared_lock:
-            for held, grounder in _shared:
-                if held is snapshot:
-                    return grounder
-            grounder = cls(snapshot)
-            _shared.insert(0, (snapshot, grounder))
-            del _shared[_SHARED_SNAPSHOTS:]
-            return grounder
 
     @functools.cached_property
     def floor_z(self) -> float:

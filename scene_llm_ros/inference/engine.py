@@ -106,6 +106,7 @@ class InferenceEngine:
         self._worker: threading.Thread | None = None
         self._stopping = False
         self.counts = collections.Counter()
+        self._grounder: SnapshotGrounder | None = None
 
     @property
     def model(self) -> SceneLlm | None:
@@ -283,10 +284,12 @@ class InferenceEngine:
         if len(snapshot.points) == 0:
             return [ObjectResult(str(i), o.label, o.score, o.center, o.size)
                     for i, o in enumerate(objects)]
-        grounder = SnapshotGrounder.of(snapshot)  # floor and segments once per snapshot
+        if self._grounder is None or self._grounder.snapshot is not snapshot:
+            # Floor and segments are computed once per snapshot.
+            self._grounder = SnapshotGrounder(snapshot)
         results = []
         for i, obj in enumerate(objects):
-            geometry = grounder.ground(obj.label, obj.center, obj.size)
+            geometry = self._grounder.ground(obj.label, obj.center, obj.size)
             object_points = snapshot.points[geometry.indices]
             mask, roi = None, (0, 0, 0, 0)
             if request.return_masks and snapshot.keyframe is not None:

@@ -104,7 +104,7 @@ def _object_tokens(snapshot: SceneSnapshot, positions: np.ndarray, features: np.
              np.zeros((0, features.shape[1]), np.float32))
     if max_objects <= 0 or snapshot.point_classes is None or not len(snapshot.points):
         return empty
-    segments = SnapshotGrounder.of(snapshot).segments[:max_objects]
+    segments = SnapshotGrounder(snapshot).segments[:max_objects]
     if not segments:
         return empty
     centers = np.array([s.center for s in segments], np.float32)

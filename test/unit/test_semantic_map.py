@@ -212,11 +212,8 @@ def test_object_tokens_follow_the_patch_tokens(touching, fused, tmp_path):
     snapshot = dataclasses.replace(fused[0], points=points, point_classes=classes,
                                    point_object_classes=fallback)
     patches = prepare_scene_inputs(snapshot, 128)
-    assert "segments" not in vars(SnapshotGrounder.of(snapshot))
     scene = prepare_scene_inputs(snapshot, 128, max_objects=8)
     assert (patches.num_objects, scene.num_objects) == (0, 2)
-    # The engine's grounding reuses the segmentation the object tokens made.
-    assert "segments" in vars(SnapshotGrounder.of(snapshot))
     assert scene.num_tokens == patches.num_tokens + 2
     segments = SnapshotGrounder(snapshot).segments  # the table first: more points
     for i, segment in enumerate(segments):
