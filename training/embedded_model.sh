@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the embedded default model shipped in scene_llm_ros/embedded_model/, exactly as it
-# was made (2 CPU cores, about 45 minutes). Run from the repository root after `make setup`:
+# was made (2 CPU cores, about 40 minutes). Run from the repository root after `make setup`:
 #   . tools/env.sh && bash training/embedded_model.sh [WORK_DIR]
 # WORK_DIR (default runs/embedded_model) receives the dataset, the runs and the evaluation;
 # the package copy is replaced only after every step succeeded.

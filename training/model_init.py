@@ -13,8 +13,7 @@ from training.errors import TrainingConfigError
 logger = logging.getLogger(__name__)
 
 _TINY_KEYS = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "vocab_size",
-              "scene_dim", "grounding_dim", "chat_template", "patch_encoder", "token_classes",
-              "object_tokens")
+              "scene_dim", "grounding_dim", "chat_template", "patch_encoder", "token_classes")
 
 
 def build_model(config: TrainConfig, corpus: Iterable[str], *,

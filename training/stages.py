@@ -3,8 +3,7 @@
 Groups (``stage.trainable``):
 
 - ``feature_lift``: the scene encoder's feature norm and lift (patch features -> scene width).
-- ``position_embedding``: the 3D Fourier position embedding, the prompt-point and
-  object-token type vectors and the object-token size embedding.
+- ``position_embedding``: the 3D Fourier position embedding and the prompt-point type vector.
 - ``projector``: the two-layer MLP into the LLM's hidden size.
 - ``grounding_head``: matching, box and label heads.
 - ``lora``: LoRA adapters on the LLM (added if the LLM has none yet).
@@ -28,9 +27,7 @@ logger = logging.getLogger(__name__)
 _GROUP_PREFIXES = {
     "feature_lift": ("scene_encoder.feature_norm.", "scene_encoder.feature_lift."),
     "position_embedding": ("scene_encoder.position_embedding.",
-                           "scene_encoder.point_type_embedding",
-                           "scene_encoder.object_type_embedding",
-                           "scene_encoder.object_size_embedding."),
+                           "scene_encoder.point_type_embedding"),
     "projector": ("scene_encoder.projector.",),
     "grounding_head": ("grounding_head.",),
     "llm": ("llm.",),

@@ -168,9 +168,8 @@ class Trainer:
         self.dist.barrier()
         self.scene_inputs: dict[str, SceneInputs] = {
             sid: prepare_scene_inputs(cache.get(self.scenes.scene_dirs[sid]),
-                                      self.model.config.feature_dim,
-                                      max_objects=self.model.config.object_tokens)
-            for sid in tqdm(scene_ids, desc="scene tokens", unit="scene", leave=False)}
+                                      self.model.config.feature_dim)
+            for sid in scene_ids}
 
     def _setup_optimizer(self) -> None:
         optim = self.config.optim

@@ -44,10 +44,6 @@ class SceneLlmConfig:
         else the path of an external local Hugging Face LLM directory.
     :ivar token_classes: the grounding head also classifies every scene token and adds its
         agreement with the query's class to the matching score.
-    :ivar object_tokens: at most this many object tokens follow the patch tokens: the largest
-        class segments of the snapshot's semantic map (:class:`SnapshotGrounder`), each the
-        mean feature of the patch tokens in its box at its box centre, plus an embedding of
-        its size. 0: none (and none without a semantic map).
     :ivar scene_tokens: the fusion settings of the scene tokens the model was trained on
         (``patch_voxel_size_m``, ``max_patch_tokens``); fusion nodes feeding the model adopt
         them. Empty: any.
@@ -70,7 +66,6 @@ class SceneLlmConfig:
     llm_path: str | None = None
     scene_tokens: dict = field(default_factory=dict)
     token_classes: bool = False
-    object_tokens: int = 0
 
     def __post_init__(self) -> None:
         for name in ("feature_dim", "scene_dim", "llm_hidden_size", "position_frequencies",
@@ -95,10 +90,6 @@ class SceneLlmConfig:
                              f"{encoder_type!r}")
         if encoder_type == "hf" and not self.patch_encoder.get("path"):
             raise ValueError("patch_encoder of type 'hf' needs a 'path'")
-        if isinstance(self.object_tokens, bool) or not isinstance(self.object_tokens, int) \
-                or self.object_tokens < 0:
-            raise ValueError(f"SceneLlmConfig.object_tokens must be an int >= 0, got "
-                             f"{self.object_tokens!r}")
         unknown = sorted(set(self.scene_tokens) - set(SCENE_TOKEN_SETTINGS))
         if unknown:
             raise ValueError(f"scene_tokens may only set {list(SCENE_TOKEN_SETTINGS)}, got "

@@ -158,7 +158,6 @@ class SceneLlm(nn.Module):
                        else min(self.stop_ids))
         self.prefix_cache = ScenePrefixCache(config.prefix_cache_entries)
         self._lock = threading.Lock()
-        self._last_scene: tuple[SceneSnapshot, SceneInputs] | None = None
         self._place_own_modules(torch.float32)
 
     # -- placement ---------------------------------------------------------------------
@@ -277,7 +276,7 @@ class SceneLlm(nn.Module):
             raise ValueError(f"max_new_tokens and num_beams must be >= 1, got {max_new_tokens} "
                              f"and {num_beams}")
         points = validate_prompt_points(prompt_points)
-        scene = self._scene_inputs(snapshot)
+        scene = prepare_scene_inputs(snapshot, self.config.feature_dim)
         prompt = build_prompt(self.tokenizer, question, num_scene_tokens=scene.num_tokens,
                               task=task, num_points=len(points), situation=situation,
                               system_prompt=self.config.system_prompt)
@@ -285,17 +284,6 @@ class SceneLlm(nn.Module):
         with self._lock, torch.inference_mode():
             return self._answer(scene, prompt, points, max_new_tokens, num_beams,
                                 (on_text, on_token), should_stop, use_prefix_cache)
-
-    def _scene_inputs(self, snapshot: SceneSnapshot) -> SceneInputs:
-        """:func:`prepare_scene_inputs`, once per snapshot object: questions about an
-        unchanged scene get the same snapshot, and its object tokens cost a segmentation."""
-        last = self._last_scene
-        if last is not None and last[0] is snapshot:
-            return last[1]
-        scene = prepare_scene_inputs(snapshot, self.config.feature_dim,
-                                     max_objects=self.config.object_tokens)
-        self._last_scene = (snapshot, scene)
-        return scene
 
     def _check_context_length(self, length: int) -> None:
         """Fail clearly instead of deep inside the LLM when the sequence cannot fit."""

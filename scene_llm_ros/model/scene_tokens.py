@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from scene_llm_ros.fusion.snapshot import SceneSnapshot
-from scene_llm_ros.grounding.snapshot_grounder import SnapshotGrounder
 from scene_llm_ros.model.configuration_scene_llm import SceneLlmConfig
 from scene_llm_ros.model.errors import EmptySceneError, InvalidPromptPointsError, SceneFeatureError
 from scene_llm_ros.model.position_embedding import (
@@ -30,8 +29,6 @@ class SceneInputs:
     :ivar scene_version: the snapshot's version.
     :ivar fingerprint: digest of positions and features, so two snapshots that share a version
         number but not their content never share a cached prefix.
-    :ivar object_sizes: float32 (S, 3) full box extents of the object tokens, which are the
-        last S of the K tokens (their position is the box centre).
     """
 
     positions: torch.Tensor
@@ -40,24 +37,17 @@ class SceneInputs:
     origin: np.ndarray
     scene_version: int
     fingerprint: str
-    object_sizes: torch.Tensor = torch.zeros(0, 3)
 
     @property
     def num_tokens(self) -> int:
         return len(self.positions)
 
-    @property
-    def num_objects(self) -> int:
-        return len(self.object_sizes)
 
-
-def prepare_scene_inputs(snapshot: SceneSnapshot, feature_dim: int, *, max_objects: int = 0
-                         ) -> SceneInputs:
+def prepare_scene_inputs(snapshot: SceneSnapshot, feature_dim: int) -> SceneInputs:
     """Validate a snapshot and convert its tokens to tensors.
 
     :param snapshot: the fused scene.
     :param feature_dim: channels the model expects.
-    :param max_objects: object tokens to append (``SceneLlmConfig.object_tokens``).
     :raises EmptySceneError: when the snapshot has no tokens or no finite bounds.
     :raises SceneFeatureError: when shapes disagree or values are not finite.
     """
@@ -77,46 +67,13 @@ def prepare_scene_inputs(snapshot: SceneSnapshot, feature_dim: int, *, max_objec
     if not np.isfinite(features32).all():
         raise SceneFeatureError("snapshot features contain NaN or infinite values")
     positions32 = positions.astype(np.float32)
-    object_centers, object_sizes, object_features = _object_tokens(
-        snapshot, positions32, features32, max_objects)
-    positions32 = np.concatenate([positions32, object_centers])
-    features32 = np.concatenate([features32, object_features])
     digest = hashlib.blake2b(positions32.tobytes(), digest_size=16)
-    digest.update(features32.tobytes())
+    digest.update(features.tobytes())
     return SceneInputs(positions=torch.from_numpy(positions32),
                        relative=relative_positions(positions32, origin),
                        features=torch.from_numpy(features32), origin=origin,
                        scene_version=int(snapshot.scene_version),
-                       fingerprint=digest.hexdigest(),
-                       object_sizes=torch.from_numpy(object_sizes))
-
-
-# Patch tokens within this margin of a segment's box feed its object token (about half a
-# patch-memory voxel: a token sits at the mean of the patches pooled into it).
-_OBJECT_POOL_MARGIN_M = 0.12
-
-
-def _object_tokens(snapshot: SceneSnapshot, positions: np.ndarray, features: np.ndarray,
-                   max_objects: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centres, sizes and features (float32 (S, 3), (S, 3), (S, C)) of the largest class
-    segments; S = 0 without a semantic map or surface points."""
-    empty = (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32),
-             np.zeros((0, features.shape[1]), np.float32))
-    if max_objects <= 0 or snapshot.point_classes is None or not len(snapshot.points):
-        return empty
-    segments = SnapshotGrounder(snapshot).segments[:max_objects]
-    if not segments:
-        return empty
-    centers = np.array([s.center for s in segments], np.float32)
-    sizes = np.array([s.size for s in segments], np.float32)
-    pooled = np.empty((len(segments), features.shape[1]), np.float32)
-    for i, (center, size) in enumerate(zip(centers, sizes, strict=True)):
-        inside = (np.abs(positions - center) <= size / 2 + _OBJECT_POOL_MARGIN_M).all(axis=1)
-        if not inside.any():  # a small object between token centres: its nearest token
-            inside = np.zeros(len(positions), bool)
-            inside[np.argmin(np.linalg.norm(positions - center, axis=1))] = True
-        pooled[i] = features[inside].mean(axis=0)
-    return centers, sizes, pooled
+                       fingerprint=digest.hexdigest())
 
 
 def validate_prompt_points(prompt_points) -> np.ndarray:
@@ -153,10 +110,6 @@ class SceneTokenEncoder(nn.Module):
             config.scene_dim, num_frequencies=config.position_frequencies,
             min_wavelength_m=config.min_wavelength_m, max_wavelength_m=config.max_wavelength_m)
         self.point_type_embedding = nn.Parameter(torch.randn(config.scene_dim) * 0.02)
-        if config.object_tokens:
-            # Object tokens: a type vector plus their box's log extents.
-            self.object_type_embedding = nn.Parameter(torch.randn(config.scene_dim) * 0.02)
-            self.object_size_embedding = nn.Linear(3, config.scene_dim)
         # LLaVA's "mlp2x_gelu" projector.
         self.projector = nn.Sequential(nn.Linear(config.scene_dim, config.llm_hidden_size),
                                        nn.GELU(),
@@ -172,11 +125,6 @@ class SceneTokenEncoder(nn.Module):
         device, dtype = self._device_dtype
         features = self.feature_lift(self.feature_norm(scene.features.to(device, dtype)))
         tokens = features + self.position_embedding(scene.relative.to(device))
-        if scene.num_objects and hasattr(self, "object_size_embedding"):
-            sizes = scene.object_sizes.to(device, dtype).clamp_min(1e-3).log()
-            objects = self.object_size_embedding(sizes) + self.object_type_embedding
-            tokens = torch.cat([tokens[:-scene.num_objects],
-                                tokens[-scene.num_objects:] + objects])
         return self.projector(tokens)
 
     def point_embeddings(self, points: np.ndarray, origin: np.ndarray) -> torch.Tensor:

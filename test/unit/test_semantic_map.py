@@ -24,7 +24,6 @@ from scene_llm_ros.grounding import (
     propose_objects,
     segment_by_class,
 )
-from scene_llm_ros.model import SceneLlm, build_tiny_scene_llm, prepare_scene_inputs
 
 VOXEL = 0.04
 NAMES = ("floor", "chair", "table", "wall")
@@ -205,35 +204,3 @@ def test_the_grounder_snaps_to_the_segment_of_the_predicted_class(touching, fuse
                                                        point_object_classes=None))):
         alone = SnapshotGrounder(scene).ground(label, center, size)
         np.testing.assert_array_equal(alone.indices, geometric.indices)
-
-
-def test_object_tokens_follow_the_patch_tokens(touching, fused, tmp_path):
-    points, classes, fallback, truth = touching
-    snapshot = dataclasses.replace(fused[0], points=points, point_classes=classes,
-                                   point_object_classes=fallback)
-    patches = prepare_scene_inputs(snapshot, 128)
-    scene = prepare_scene_inputs(snapshot, 128, max_objects=8)
-    assert (patches.num_objects, scene.num_objects) == (0, 2)
-    assert scene.num_tokens == patches.num_tokens + 2
-    segments = SnapshotGrounder(snapshot).segments  # the table first: more points
-    for i, segment in enumerate(segments):
-        np.testing.assert_allclose(scene.positions[patches.num_tokens + i], segment.center,
-                                   atol=1e-5)
-        np.testing.assert_allclose(scene.object_sizes[i], segment.size, atol=1e-5)
-    assert scene.fingerprint != patches.fingerprint
-    assert prepare_scene_inputs(snapshot, 128, max_objects=1).num_objects == 1
-    unclassified = dataclasses.replace(snapshot, point_classes=None, point_object_classes=None)
-    assert prepare_scene_inputs(unclassified, 128, max_objects=8).num_objects == 0
-
-    model = build_tiny_scene_llm(["find the chair by the table"], vocab_size=300,
-                                 object_tokens=8)
-    embeddings = model.scene_encoder.scene_embeddings(scene)
-    assert embeddings.shape == (scene.num_tokens, model.config.llm_hidden_size)
-    # Same feature and position, but an object token: its type and size change the embedding.
-    assert not torch.allclose(embeddings[-2:], model.scene_encoder.scene_embeddings(
-        dataclasses.replace(scene, object_sizes=torch.zeros(0, 3)))[-2:])
-    model.answer(snapshot, "find the chair", task="ground", max_new_tokens=4)
-    model.save_pretrained(tmp_path / "model")
-    reloaded = SceneLlm.from_pretrained(tmp_path / "model")
-    assert reloaded.config.object_tokens == 8
-    torch.testing.assert_close(reloaded.scene_encoder.scene_embeddings(scene), embeddings)
