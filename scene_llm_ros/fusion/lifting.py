@@ -54,14 +54,28 @@ def backproject(depth: np.ndarray, intrinsics: CameraIntrinsics, T_world_cam: np
     :param depth_max_m: farther pixels are invalid too.
     :return: float32 (N, 3) metres in the frame ``T_world_cam`` maps into.
     """
+    return backproject_grid(depth, intrinsics, T_world_cam, stride=stride,
+                            depth_max_m=depth_max_m)[0]
+
+
+def backproject_grid(depth: np.ndarray, intrinsics: CameraIntrinsics, T_world_cam: np.ndarray,
+                     *, stride: int = 4, depth_max_m: float = np.inf
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`backproject`, and which pixels of the ``depth[::stride, ::stride]`` grid the
+    points are.
+
+    :return: ``(float32 (N, 3) world points, bool (rows, cols) valid sampled pixels)``, the
+        points in the row-major order of the valid pixels.
+    """
     sub = depth[::stride, ::stride]
     if sub.dtype == np.uint16:
         sub = depth_from_uint16(sub)  # only the sampled pixels are converted
-    v, u = np.nonzero(np.isfinite(sub) & (sub > 0) & (sub <= depth_max_m))
+    valid = np.isfinite(sub) & (sub > 0) & (sub <= depth_max_m)
+    v, u = np.nonzero(valid)
     z = sub[v, u].astype(np.float64)
     cam = np.stack([(u * stride - intrinsics.cx) / intrinsics.fx * z,
                     (v * stride - intrinsics.cy) / intrinsics.fy * z, z], axis=1)
-    return (cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]).astype(np.float32)
+    return (cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]).astype(np.float32), valid
 
 
 def _block_medians(depth: np.ndarray, gh: int, gw: int) -> tuple[np.ndarray, np.ndarray]:

@@ -179,8 +179,6 @@ class SceneFusion:
             point_classes = point_object_classes = None
             if self._semantic is not None:
                 point_classes, point_object_classes = self._semantic.classes_at(points)
-                point_classes.flags.writeable = False
-                point_object_classes.flags.writeable = False
             snap = SceneSnapshot(
                 positions=positions[keep], features=features[keep], counts=counts[keep],
                 total_tokens=total, scene_version=self._version, stamp_ns=self._stamp_ns,
@@ -191,8 +189,10 @@ class SceneFusion:
                 point_classes=point_classes, point_object_classes=point_object_classes,
                 class_names=() if self._semantic is None else self._semantic.class_names)
             for array in (snap.positions, snap.features, snap.counts, snap.bounds_min,
-                          snap.bounds_max, snap.points, snap.colors):
-                array.flags.writeable = False
+                          snap.bounds_max, snap.points, snap.colors, snap.point_classes,
+                          snap.point_object_classes):
+                if array is not None:
+                    array.flags.writeable = False
             self._snapshot_cache = snap
             return snap
 

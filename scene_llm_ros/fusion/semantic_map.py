@@ -11,6 +11,7 @@ import numpy as np
 
 from scene_llm_ros.data.types import CameraIntrinsics
 from scene_llm_ros.errors import DataFormatError
+from scene_llm_ros.fusion.lifting import backproject_grid
 from scene_llm_ros.fusion.patch_memory import PatchMemory, pack_voxel_keys
 
 #: Class of a surface point no classified pixel came near.
@@ -57,21 +58,15 @@ class SemanticMap:
         :param T_world_cam: float64 (4, 4) camera optical frame -> world.
         :return: voxels newly observed.
         """
-        stride = self.pixel_stride
-        rows, cols = np.mgrid[0:depth.shape[0]:stride, 0:depth.shape[1]:stride]
-        sampled = depth[::stride, ::stride]
+        world, valid = backproject_grid(depth, intrinsics, T_world_cam,
+                                        stride=self.pixel_stride)
         # Bilinear between patch centres, so class borders fall between patches, not on
         # the patch grid.
         per_pixel = cv2.resize(np.ascontiguousarray(probabilities, np.float32),
-                               (sampled.shape[1], sampled.shape[0]),
+                               (valid.shape[1], valid.shape[0]),
                                interpolation=cv2.INTER_LINEAR)
-        per_pixel = per_pixel.reshape(sampled.shape + (len(self.class_names),))
-        valid = np.isfinite(sampled) & (sampled > 0)
-        z = sampled[valid].astype(np.float64)
-        camera = np.stack([(cols[valid] - intrinsics.cx) / intrinsics.fx * z,
-                           (rows[valid] - intrinsics.cy) / intrinsics.fy * z, z], axis=1)
-        world = camera @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]
-        return self._memory.add(world.astype(np.float32), per_pixel[valid])
+        per_pixel = per_pixel.reshape(valid.shape + (len(self.class_names),))
+        return self._memory.add(world, per_pixel[valid])
 
     def classes_at(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The most probable class at each point, and the most probable object class.
