@@ -1,8 +1,14 @@
 """The generated msg/srv/action types import and carry the documented fields."""
 from __future__ import annotations
 
+import array
 import re
 from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scene_llm_ros.fusion.snapshot import SceneSnapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,3 +105,28 @@ def test_every_field_is_documented():
                 above = [prev for prev in lines[:i] if prev.strip()]
                 assert above and (above[-1].lstrip().startswith("#") or field.match(
                     above[-1].strip())), f"{path.name}: field '{line.strip()}' has no comment"
+
+
+
+def test_scene_patches_point_classes_round_trip_and_malformed_ones_are_refused():
+    from scene_llm_ros.nodes import conversions as conv
+
+    classes = np.array([0, 1, -1, 2, 1], np.int16)
+    snapshot = SceneSnapshot(
+        positions=np.zeros((2, 3), np.float32), features=np.zeros((2, 4), np.float16),
+        counts=np.ones(2, np.int64), total_tokens=2, scene_version=3, stamp_ns=0,
+        scene_frame="map", keyframe=None, bounds_min=np.zeros(3, np.float32),
+        bounds_max=np.ones(3, np.float32),
+        points=np.random.default_rng(0).random((5, 3)).astype(np.float32),
+        colors=np.zeros((5, 3), np.uint8), point_classes=classes,
+        point_object_classes=classes, class_names=("floor", "chair", "table"))
+    msg = conv.scene_patches_msg(snapshot, "builtin")
+    received = conv.snapshot_from_patches(msg)
+    np.testing.assert_array_equal(received.point_object_classes, classes)
+    assert received.class_names == ("floor", "chair", "table")
+    msg.point_object_classes = array.array("h", [0, 1, 2])  # too few
+    with pytest.raises(ValueError, match="5 point classes"):
+        conv.snapshot_from_patches(msg)
+    msg.point_object_classes = array.array("h", [0, 1, 3, 0, 0])  # there is no class 3
+    with pytest.raises(ValueError, match=r"in \[-1, 3\)"):
+        conv.snapshot_from_patches(msg)
