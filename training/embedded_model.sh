@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the embedded default model shipped in scene_llm_ros/embedded_model/, exactly as it
-# was made (2 CPU cores, about 40 minutes). Run from the repository root after `make setup`:
+# was made (2 CPU cores, about an hour). Run from the repository root after `make setup`:
 #   . tools/env.sh && bash training/embedded_model.sh [WORK_DIR]
 # WORK_DIR (default runs/embedded_model) receives the dataset, the runs and the evaluation;
 # the package copy is replaced only after every step succeeded.
@@ -23,12 +23,16 @@ OMP_NUM_THREADS=2 scene-llm align-encoder --config training/configs/encoder_alig
 scene-llm train --config training/configs/embedded.yaml --data "$data" --out "$work/llm" \
     --encoder "$work/encoder/patch_encoder"
 
+# The segment listener: which object segment of the fused scene a description means.
+OMP_NUM_THREADS=2 scene-llm train-listener --config training/configs/segment_listener.yaml \
+    --checkpoint "$work/llm/final" --data "$data" --out "$work/listener"
+
 # Held-out report (the numbers quoted in training/README.md).
-scene-llm eval-offline --checkpoint "$work/llm/final" --data "$data" --split test \
+scene-llm eval-offline --checkpoint "$work/listener/final" --data "$data" --split test \
     --out "$work/eval" --no-meteor
 
 rm -rf scene_llm_ros/embedded_model.new
-cp -r "$work/llm/final" scene_llm_ros/embedded_model.new
+cp -r "$work/listener/final" scene_llm_ros/embedded_model.new
 rm -rf scene_llm_ros/embedded_model.new/training_state
 rm -rf scene_llm_ros/embedded_model
 mv scene_llm_ros/embedded_model.new scene_llm_ros/embedded_model

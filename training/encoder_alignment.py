@@ -27,16 +27,16 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-import yaml
 from torch import nn
 from tqdm import tqdm
 
 from scene_llm_ros.data.scannet import iter_scene_frames
 from scene_llm_ros.fusion.encoders import BuiltinEncoderConfig, BuiltinPatchEncoder
 from training.checkpoints import TENSORBOARD_DIR
-from training.config import OptimConfig, section_from_mapping
+from training.config import OptimConfig
 from training.dataset import SplitScenes
-from training.errors import EmptyDatasetError, TrainingConfigError
+from training.epoch_stage import EpochOptim, load_epoch_stage_config
+from training.errors import EmptyDatasetError
 from training.patch_targets import (
     SceneObjectLookup,
     WordVocabulary,
@@ -83,35 +83,18 @@ class AlignmentData:
 
 
 @dataclass
-class AlignmentOptim:
-    """AdamW with warm-up and cosine decay over ``epochs`` passes of the frames."""
-
-    lr: float = 2e-3
-    min_lr_ratio: float = 0.05
-    weight_decay: float = 0.01
-    warmup_steps: int = 50
-    epochs: int = 12
-    batch_size: int = 32
-
-    def __post_init__(self) -> None:
-        if not self.lr > 0 or self.epochs < 1 or self.batch_size < 1 or self.warmup_steps < 0:
-            raise TrainingConfigError("optim needs lr > 0, epochs >= 1, batch_size >= 1 and "
-                                      "warmup_steps >= 0")
-
-
-@dataclass
 class AlignmentConfig:
     """The whole stage (``training/configs/encoder_alignment.yaml``)."""
 
     seed: int = 0
     data: AlignmentData = field(default_factory=AlignmentData)
     encoder: BuiltinEncoderConfig = field(default_factory=BuiltinEncoderConfig)
-    optim: AlignmentOptim = field(default_factory=AlignmentOptim)
+    optim: EpochOptim = field(default_factory=EpochOptim)
     out_dir: str = "runs/encoder"
     log_every: int = 10
 
 
-_SECTIONS = {"data": AlignmentData, "encoder": BuiltinEncoderConfig, "optim": AlignmentOptim}
+_SECTIONS = {"data": AlignmentData, "encoder": BuiltinEncoderConfig, "optim": EpochOptim}
 
 
 def load_alignment_config(path: str | Path, **overrides: Any) -> AlignmentConfig:
@@ -120,25 +103,7 @@ def load_alignment_config(path: str | Path, **overrides: Any) -> AlignmentConfig
 
     :raises TrainingConfigError: naming the problem.
     """
-    try:
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise TrainingConfigError(f"cannot read {path}: {exc}") from exc
-    unknown = sorted(set(values) - set(_SECTIONS) - {"seed", "out_dir", "log_every"})
-    if unknown:
-        raise TrainingConfigError(f"{path}: unknown keys {unknown}")
-    config = AlignmentConfig(
-        seed=int(values.get("seed", 0)), out_dir=str(values.get("out_dir", "runs/encoder")),
-        log_every=int(values.get("log_every", 10)),
-        **{name: section_from_mapping(name, cls, values.get(name), str(path))
-           for name, cls in _SECTIONS.items()})
-    if overrides.get("root") is not None:
-        config.data.root = str(overrides["root"])
-    if overrides.get("out_dir") is not None:
-        config.out_dir = str(overrides["out_dir"])
-    if overrides.get("epochs") is not None:
-        config.optim.epochs = int(overrides["epochs"])
-    return config
+    return load_epoch_stage_config(path, AlignmentConfig, _SECTIONS, **overrides)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from scene_llm_ros.data import annotations as ann
 from scene_llm_ros.grounding import SnapshotGrounder
+from scene_llm_ros.inference.answer_grounding import ground_answer
 from scene_llm_ros.metrics import EvalRecord, scanqa_eval_records, sqa3d_eval_records
 from scene_llm_ros.model import Answer, SceneLlm
 from training import examples
@@ -79,24 +80,25 @@ class OfflineEvaluator:
                                    situation=sample.situation,
                                    max_new_tokens=self.max_new_tokens)
         if self.refine:
-            answer = self._refined(answer, sample.scene_id)
+            answer = self._refined(answer, sample)
         run.predictions.append({"task": sample.source, "id": sample.sample_id,
                                 "scene_id": sample.scene_id, "question": sample.question,
                                 "situation": sample.situation, "answer": answer.text,
                                 "boxes": _boxes(answer).round(4).tolist()})
         return answer
 
-    def _refined(self, answer: Answer, scene_id: str) -> Answer:
+    def _refined(self, answer: Answer, sample: examples.InstructionSample) -> Answer:
         """The answer with each box grounded on the fused surface (InferenceEngine's step)."""
-        snapshot = self._snapshots[scene_id]
+        snapshot = self._snapshots[sample.scene_id]
         if not answer.objects or not len(snapshot.points):
             return answer
-        if scene_id not in self._grounders:
-            self._grounders[scene_id] = SnapshotGrounder(snapshot)
-        objects = []
-        for obj in answer.objects:
-            geometry = self._grounders[scene_id].ground(obj.label, obj.center, obj.size)
-            objects.append(dataclasses.replace(obj, center=geometry.center, size=geometry.size))
+        if sample.scene_id not in self._grounders:
+            self._grounders[sample.scene_id] = SnapshotGrounder(snapshot)
+        grounded = ground_answer(self.model, self._grounders[sample.scene_id], answer.objects,
+                                 question=sample.question, task=sample.task)
+        objects = [dataclasses.replace(obj, label=label, center=geometry.center,
+                                       size=geometry.size)
+                   for obj, (label, geometry) in zip(answer.objects, grounded, strict=True)]
         return dataclasses.replace(answer, objects=objects)
 
     def _usable(self, task: str, records: list, limit: int | None, run: EvalRun,

@@ -77,7 +77,8 @@ def segment_by_class(points: np.ndarray, classes: np.ndarray, class_names: tuple
     :param band_voxels: half-thickness of the floor band, voxels.
     :param min_points: smaller components are dropped as misclassified specks.
     :return: the segments, labelled with their class, by decreasing point count; a segment
-        reaching down to the floor band has its box extended onto the floor.
+        reaching down to the floor band has its box extended onto the floor, and no box is
+        thinner than one voxel.
     :raises GroundingInputError: (a ``ValueError``) on mismatched or invalid inputs.
     """
     points, voxel_size, link, band = checked_clustering(points, voxel_size, link_voxels,
@@ -96,6 +97,8 @@ def segment_by_class(points: np.ndarray, classes: np.ndarray, class_names: tuple
             if box_min[2] <= floor_z + band + voxel_size:
                 box_min[2] = floor_z  # it stands on the floor, whose band was dropped
             center, size = box_from_corners(box_min, box_max)
+            # A flat segment (a picture on a wall) still occupies one voxel of depth.
+            size = np.maximum(size, voxel_size)
             segments.append(ObjectProposal(indices, center, size,
                                            class_names[int(class_index)]))
     segments.sort(key=lambda segment: -len(segment.indices))

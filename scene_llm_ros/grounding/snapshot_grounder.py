@@ -11,11 +11,17 @@ import numpy as np
 
 from scene_llm_ros.fusion.semantic_map import UNKNOWN_CLASS
 from scene_llm_ros.fusion.snapshot import SceneSnapshot
-from scene_llm_ros.geometry.boxes import pairwise_box_iou
+from scene_llm_ros.geometry.boxes import box_iou, pairwise_box_iou
 from scene_llm_ros.grounding.class_segments import object_classes, segment_by_class
 from scene_llm_ros.grounding.floor import estimate_floor_height
 from scene_llm_ros.grounding.object_geometry import GroundedGeometry, ground_object
 from scene_llm_ros.grounding.proposals import ObjectProposal
+from scene_llm_ros.grounding.segment_features import SegmentFeatures, segment_features
+
+#: Box IoU between a refined object and the segment it started from below which the
+#: refinement is dropped (held out: ScanRefer Acc@0.25 0.492 with every refinement, 0.512
+#: without any, 0.514 with this rule; Acc@0.5 0.341 / 0.346 / 0.347).
+MIN_REFINEMENT_AGREEMENT = 0.5
 
 
 class SnapshotGrounder:
@@ -33,6 +39,7 @@ class SnapshotGrounder:
 
     def __init__(self, snapshot: SceneSnapshot) -> None:
         self.snapshot = snapshot
+        self._features: dict[int, SegmentFeatures] = {}
 
     @functools.cached_property
     def floor_z(self) -> float:
@@ -71,6 +78,14 @@ class SnapshotGrounder:
         distance = np.linalg.norm(centers - center, axis=1)
         return candidates[int(np.lexsort((distance, -overlap))[0])]
 
+    def segment_features(self, max_segments: int) -> SegmentFeatures:
+        """Listener inputs for the ``max_segments`` largest segments (kept per size)."""
+        if max_segments not in self._features:
+            self._features[max_segments] = segment_features(
+                self.segments, self.snapshot.points, self.snapshot.colors,
+                self.snapshot.class_names, floor_z=self.floor_z, max_segments=max_segments)
+        return self._features[max_segments]
+
     def ground(self, label: str, center: np.ndarray, size: np.ndarray) -> GroundedGeometry:
         """The object a predicted box of class ``label`` refers to.
 
@@ -78,12 +93,26 @@ class SnapshotGrounder:
             size <= 0.
         """
         segment = self.segment_for(label, center, size)
-        excluded = None
         if segment is not None:
-            center, size = segment.center, segment.size
-            # Refinement may add unclassified points and structure, never other objects.
-            own = self.snapshot.class_names.index(segment.label)
-            excluded = (self.classes != UNKNOWN_CLASS) & (self.classes != own)
+            return self.ground_segment(segment)
         return ground_object(self.snapshot.points, center, size,
-                             voxel_size=self.snapshot.voxel_size_m, floor_z=self.floor_z,
-                             excluded=excluded)
+                             voxel_size=self.snapshot.voxel_size_m, floor_z=self.floor_z)
+
+    def ground_segment(self, segment: ObjectProposal) -> GroundedGeometry:
+        """The object one of :attr:`segments` is part of, refined on the geometry around it.
+
+        Refinement may add unclassified points and structure, never other objects; when its
+        box overlaps the segment's by less than :data:`MIN_REFINEMENT_AGREEMENT` it has cut
+        out something else (a wall region, a neighbour of the same class), and the segment
+        stands as it is.
+        """
+        own = self.snapshot.class_names.index(segment.label)
+        excluded = (self.classes != UNKNOWN_CLASS) & (self.classes != own)
+        refined = ground_object(self.snapshot.points, segment.center, segment.size,
+                                voxel_size=self.snapshot.voxel_size_m, floor_z=self.floor_z,
+                                excluded=excluded)
+        if box_iou(refined.center, refined.size, segment.center,
+                   segment.size) >= MIN_REFINEMENT_AGREEMENT:
+            return refined
+        return GroundedGeometry(segment.indices, segment.center, segment.size, refined=True,
+                                supports=refined.supports)

@@ -14,6 +14,7 @@ import numpy as np
 from scene_llm_ros.fusion.snapshot import SceneSnapshot
 from scene_llm_ros.grounding.snapshot_grounder import SnapshotGrounder
 from scene_llm_ros.grounding.view_mask import mask_in_view
+from scene_llm_ros.inference.answer_grounding import ground_answer
 from scene_llm_ros.inference.requests import (
     AskOutcome,
     AskRequest,
@@ -288,15 +289,16 @@ class InferenceEngine:
             # Floor and segments are computed once per snapshot.
             self._grounder = SnapshotGrounder(snapshot)
         results = []
-        for i, obj in enumerate(objects):
-            geometry = self._grounder.ground(obj.label, obj.center, obj.size)
+        grounded = ground_answer(self._model, self._grounder, objects,
+                                 question=request.question, task=request.task)
+        for i, (obj, (label, geometry)) in enumerate(zip(objects, grounded, strict=True)):
             object_points = snapshot.points[geometry.indices]
             mask, roi = None, (0, 0, 0, 0)
             if request.return_masks and snapshot.keyframe is not None:
                 mask, roi = mask_in_view(object_points, snapshot.keyframe,
                                          voxel_size=snapshot.voxel_size_m)
             results.append(ObjectResult(
-                id=str(i), label=obj.label, score=obj.score, center=geometry.center,
+                id=str(i), label=label, score=obj.score, center=geometry.center,
                 size=geometry.size, mask=mask, roi=roi,
                 points=object_points if request.return_points else None,
                 colors=snapshot.colors[geometry.indices] if request.return_points else None))

@@ -48,6 +48,7 @@ from scene_llm_ros.model.scene_tokens import (
     prepare_scene_inputs,
     validate_prompt_points,
 )
+from scene_llm_ros.model.segment_listener import LISTENER_DIR, SegmentListener
 from scene_llm_ros.model.splicing import splice_embeddings
 
 if TYPE_CHECKING:
@@ -157,6 +158,8 @@ class SceneLlm(nn.Module):
         self.pad_id = (tokenizer.pad_token_id if tokenizer.pad_token_id is not None
                        else min(self.stop_ids))
         self.prefix_cache = ScenePrefixCache(config.prefix_cache_entries)
+        #: Picks the referred segment of the semantic map (trained after the LLM; optional).
+        self.segment_listener: SegmentListener | None = None
         self._lock = threading.Lock()
         self._place_own_modules(torch.float32)
 
@@ -182,6 +185,21 @@ class SceneLlm(nn.Module):
         """(1, T) ids and their (1, T, H) token embeddings."""
         ids = torch.as_tensor(ids, dtype=torch.long, device=self.device).reshape(1, -1)
         return ids, self.llm.get_input_embeddings()(ids)
+
+    def question_ids(self, question: str) -> list[int]:
+        """The tokenizer's ids of a question's text (what the segment listener reads)."""
+        return self.tokenizer(question, add_special_tokens=False)["input_ids"]
+
+    def set_segment_listener(self, listener: SegmentListener | None) -> None:
+        """Attach (or with None detach) a segment listener.
+
+        :raises CheckpointMismatchError: when it was trained on another tokenizer.
+        """
+        if listener is not None and listener.config.vocab_size != len(self.tokenizer):
+            raise CheckpointMismatchError(
+                f"the segment listener reads a vocabulary of {listener.config.vocab_size} "
+                f"tokens, this model's tokenizer has {len(self.tokenizer)}")
+        self.segment_listener = listener
 
     def clear_prefix_cache(self) -> None:
         """Forget cached scene prefixes (required after any weight change)."""
@@ -515,12 +533,13 @@ class SceneLlm(nn.Module):
         """Write the whole model atomically (safetensors only).
 
         Layout: ``scene_llm.json``, ``scene_llm.safetensors`` (scene encoder, grounding head),
-        ``patch_encoder/`` (built-in encoder), ``llm/`` (LLM + tokenizer, unless the config
-        names an external ``llm_path``) and ``lora_adapter/`` when the LLM has adapters. With an
-        external ``llm_path`` whose tokenizer lacked ``<scene>``/``<ground>``/``<point>``, the
-        embedding and LM-head rows that resizing created are stored in
-        ``scene_llm.safetensors`` too (``llm_added_rows.*``), since the LLM directory lacks
-        them and every load would otherwise draw new random rows.
+        ``patch_encoder/`` (built-in encoder), ``segment_listener/`` (when one is attached),
+        ``llm/`` (LLM + tokenizer, unless the config names an external ``llm_path``) and
+        ``lora_adapter/`` when the LLM has adapters. With an external ``llm_path`` whose
+        tokenizer lacked ``<scene>``/``<ground>``/``<point>``, the embedding and LM-head rows
+        that resizing created are stored in ``scene_llm.safetensors`` too
+        (``llm_added_rows.*``), since the LLM directory lacks them and every load would
+        otherwise draw new random rows.
 
         :raises UnsupportedOperationError: for a quantized LLM (save the full-precision one).
         """
@@ -537,6 +556,8 @@ class SceneLlm(nn.Module):
                     raise UnsupportedOperationError("the config names the built-in patch "
                                                     "encoder but the model has none")
                 self.patch_encoder.save_pretrained(temporary / checkpoint.ENCODER_DIR)
+            if self.segment_listener is not None:
+                self.segment_listener.save_pretrained(temporary / LISTENER_DIR)
             if self.config.llm_path is None:
                 llm_dir = temporary / checkpoint.LLM_DIR
                 if llm_loading.is_lora(self.llm):
@@ -620,5 +641,8 @@ class SceneLlm(nn.Module):
         own_adapter = directory / checkpoint.LORA_DIR
         if lora_path is not None or own_adapter.is_dir():
             model.load_lora(lora_path if lora_path is not None else own_adapter)
+        if (directory / LISTENER_DIR).is_dir():
+            model.set_segment_listener(SegmentListener.from_pretrained(directory / LISTENER_DIR,
+                                                                       device=device))
         return model.eval()
 

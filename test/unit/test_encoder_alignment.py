@@ -19,10 +19,10 @@ from training.encoder_alignment import (
     SUMMARY_JSON,
     AlignmentConfig,
     AlignmentData,
-    AlignmentOptim,
     align_encoder,
     load_alignment_config,
 )
+from training.epoch_stage import EpochOptim
 from training.errors import TrainingConfigError
 from training.objects import load_scene_objects
 from training.patch_targets import (
@@ -99,7 +99,7 @@ def test_aligned_encoder_learns_and_travels_inside_model_checkpoints(dataset, tm
     config = AlignmentConfig(
         data=AlignmentData(root=str(dataset), eval_split="test", every_nth_frame=2,
                            vocabulary_min_count=1),
-        encoder=SMALL_ENCODER, optim=AlignmentOptim(lr=3e-3, epochs=15, batch_size=8,
+        encoder=SMALL_ENCODER, optim=EpochOptim(lr=3e-3, epochs=15, batch_size=8,
                                                     warmup_steps=0),
         out_dir=str(tmp_path / "encoder"), log_every=1)
     summary = align_encoder(config)

@@ -204,3 +204,16 @@ def test_the_grounder_snaps_to_the_segment_of_the_predicted_class(touching, fuse
                                                        point_object_classes=None))):
         alone = SnapshotGrounder(scene).ground(label, center, size)
         np.testing.assert_array_equal(alone.indices, geometric.indices)
+
+
+def test_a_flat_segment_still_has_a_box_the_grounder_can_refine():
+    # A picture on the wall at x = 0: all its points share one x, a box of no depth.
+    ys, zs = np.meshgrid(np.arange(1.0, 1.6, VOXEL), np.arange(1.2, 1.7, VOXEL), indexing="ij")
+    picture = np.stack([np.zeros(ys.size), ys.ravel(), zs.ravel()], axis=1)
+    names = ("floor", "picture")
+    segments = segment_by_class(picture, np.ones(len(picture), np.int64), names,
+                                voxel_size=VOXEL, floor_z=-1.0)
+    assert len(segments) == 1 and segments[0].size[0] == pytest.approx(VOXEL)
+    refined = ground_object(picture, segments[0].center, segments[0].size, voxel_size=VOXEL,
+                            floor_z=-1.0)
+    assert len(refined.indices) > 0

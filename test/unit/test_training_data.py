@@ -25,6 +25,7 @@ from training.dataset import SplitScenes, build_samples, corpus_texts
 from training.encode import encode_sample
 from training.encoder_alignment import load_alignment_config
 from training.errors import TrainingConfigError
+from training.listener_training import load_listener_config
 from training.scene_cache import FrameSelection, SceneTokenCache, scene_cache_key
 
 
@@ -61,10 +62,14 @@ def test_config_rejects_unknown_keys_and_encoder_training(tmp_path):
 def test_shipped_stage_configs_load():
     configs = sorted((Path(__file__).parents[2] / "training" / "configs").glob("*.yaml"))
     assert {p.stem for p in configs} >= {"encoder_alignment", "stage1_alignment",
-                                         "stage2_grounding", "stage3_instruction", "embedded"}
+                                         "stage2_grounding", "stage3_instruction", "embedded",
+                                         "segment_listener"}
     encoder = load_alignment_config(next(p for p in configs if p.stem == "encoder_alignment"))
     assert encoder.data.eval_split == "test" and encoder.encoder.context_layers == 2
-    stages = {p.stem: load_config(p) for p in configs if p.stem != "encoder_alignment"}
+    listener = load_listener_config(next(p for p in configs if p.stem == "segment_listener"))
+    assert listener.data.eval_split == "test" and listener.listener.max_segments == 48
+    stages = {p.stem: load_config(p) for p in configs
+              if p.stem not in ("encoder_alignment", "segment_listener")}
     assert stages["stage1_alignment"].stage.trainable == ["feature_lift", "position_embedding",
                                                           "projector"]
     assert "grounding_head" in stages["stage2_grounding"].stage.trainable

@@ -6,13 +6,18 @@ import math
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
-from training_testutil import make_dataset, stage_config
+from torch import nn
+from training_testutil import TINY_MODEL, make_dataset, stage_config
 
 from scene_llm_ros.cli import main as cli_main
+from scene_llm_ros.fusion.encoders import BuiltinEncoderConfig, BuiltinPatchEncoder
 from scene_llm_ros.model import SceneLlm
 from training.checkpoints import read_training_json
 from training.dataset import SplitScenes
+from training.errors import TrainingConfigError
+from training.listener_training import load_listener_config
 from training.scene_cache import FrameSelection, SceneTokenCache
 from training.trainer import Trainer, train
 
@@ -90,6 +95,53 @@ def test_three_stages_chain_reload_answer_and_evaluate(workspace):
     assert "scanqa/em" in report["metrics"] and (out / "report.md").is_file()
     assert (out / "training_curves.png").stat().st_size > 1000
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 4
+
+
+def test_the_listener_trains_on_a_checkpoint_and_grounds_its_answers(workspace):
+    data, cache, root = workspace
+    # A patch encoder with a (random) class head, so fusion builds a semantic map.
+    encoder = BuiltinPatchEncoder(BuiltinEncoderConfig(image_height=96, image_width=128))
+    torch.manual_seed(0)
+    classes = ["bed", "chair", "door", "floor", "table", "wall", "window"]
+    encoder.set_classes(classes, nn.Linear(encoder.feature_dim, len(classes)))
+    encoder.save_pretrained(root / "classifying_encoder")
+    llm = train(stage_config(
+        data, root / "llm", sources={"scanrefer": 1.0}, per_source=1,
+        trainable=[*ALIGN, "grounding_head"], max_steps=1, cache_dir=cache,
+        model={**TINY_MODEL, "tiny": {**TINY_MODEL["tiny"], "patch_encoder": {
+            "type": "builtin", "path": str(root / "classifying_encoder")}}}))
+    config = root / "listener.yaml"
+    config.write_text(yaml.safe_dump({
+        "seed": 0, "out_dir": str(root / "unused"), "log_every": 1,
+        "data": {"root": str(data), "cache_dir": str(cache), "min_target_iou": 0.1},
+        "listener": {"hidden_size": 32, "text_layers": 1, "relation_layers": 1,
+                     "max_segments": 16},
+        "optim": {"lr": 3e-3, "batch_size": 4, "warmup_steps": 0}}))
+    out = root / "listener"
+    assert cli_main(["train-listener", "--config", str(config), "--checkpoint",
+                     str(llm.final_dir), "--out", str(out), "--epochs", "40"]) == 0
+    summary = json.loads((out / "listener.json").read_text())
+    train_metrics = summary["metrics"]["train"]
+    assert train_metrics["items"] >= 8 and "test" in summary["metrics"]
+    # Forty passes over a handful of descriptions: it learns them by heart.
+    assert train_metrics["acc@0.25"] >= 0.8 * train_metrics["best@0.25"], train_metrics
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    model = SceneLlm.from_pretrained(out / "final")
+    assert model.segment_listener is not None
+    assert model.segment_listener.config.class_names == classes
+    assert read_training_json(out / "final") == read_training_json(llm.final_dir)
+    status = cli_main(["eval-offline", "--checkpoint", str(out / "final"), "--data", str(data),
+                       "--split", "test", "--out", str(root / "listener_eval"), "--limit", "2",
+                       "--no-meteor", "--max-new-tokens", "6", "--cache-dir", str(cache),
+                       "--tasks", "scanrefer"])
+    assert status == 0
+    with pytest.raises(TrainingConfigError, match="unknown keys"):
+        load_listener_config(_written(root / "bad.yaml", {"listener": {"width": 3}}))
+
+
+def _written(path, values: dict):
+    path.write_text(yaml.safe_dump(values))
+    return path
 
 
 def test_resume_matches_an_uninterrupted_run(workspace):

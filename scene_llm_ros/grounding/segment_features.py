@@ -1,0 +1,95 @@
+"""What a referring-expression listener knows about the object segments of one scene.
+
+Each segment (:func:`~scene_llm_ros.grounding.class_segments.segment_by_class`) becomes a
+vector of its class, colour, place in the room, size and mass; each ordered pair of segments
+a vector of their offset, gap and size ratio, from which "closest to the window" or "the
+larger of the two" can be read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scene_llm_ros.grounding.errors import GroundingInputError
+from scene_llm_ros.grounding.proposals import ObjectProposal
+
+#: Numbers per segment besides the one-hot class: colour mean and spread (6), centre
+#: relative to the room (3), log size (3), log point count (1), bottom above the floor (1).
+SEGMENT_GEOMETRY_FEATURES = 14
+#: Numbers per ordered pair: offset (3), horizontal distance (1), footprint gaps (2),
+#: log size ratios (3).
+PAIR_FEATURES = 9
+# Keeps log sizes finite for one-voxel segments.
+_SIZE_FLOOR_M = 0.02
+
+
+@dataclass(frozen=True)
+class SegmentFeatures:
+    """Listener inputs for the first ``len(segments)`` segments of a scene.
+
+    :ivar segments: the segments described, largest first.
+    :ivar objects: float32 (S, len(class_names) + SEGMENT_GEOMETRY_FEATURES).
+    :ivar pairs: float32 (S, S, PAIR_FEATURES); ``pairs[i, j]`` describes j as seen from i.
+    """
+
+    segments: tuple[ObjectProposal, ...]
+    objects: np.ndarray
+    pairs: np.ndarray
+
+
+def segment_features(segments: list[ObjectProposal], points: np.ndarray, colors: np.ndarray,
+                     class_names: tuple[str, ...], *, floor_z: float,
+                     max_segments: int) -> SegmentFeatures:
+    """Describe the ``max_segments`` largest segments.
+
+    :param segments: object segments of the scene, largest first.
+    :param points: float (N, 3) fused surface points the segments index, scene frame (+Z up).
+    :param colors: uint8 (N, 3) RGB of ``points``.
+    :param class_names: the classes segment labels come from.
+    :param floor_z: floor height, metres.
+    :param max_segments: how many segments to describe (the rest are specks and parts).
+    :raises GroundingInputError: (a ``ValueError``) on mismatched inputs or a segment label
+        outside ``class_names``.
+    """
+    points = np.asarray(points, np.float64)
+    colors = np.asarray(colors)
+    if points.ndim != 2 or points.shape[1:] != (3,) or colors.shape != points.shape:
+        raise GroundingInputError(f"need (N, 3) points and colours, got {points.shape} and "
+                                  f"{colors.shape}")
+    if max_segments < 1:
+        raise GroundingInputError(f"max_segments must be >= 1, got {max_segments}")
+    chosen = tuple(segments[:max_segments])
+    index = {name: i for i, name in enumerate(class_names)}
+    classes = len(class_names)
+    objects = np.zeros((len(chosen), classes + SEGMENT_GEOMETRY_FEATURES), np.float32)
+    if not chosen:
+        return SegmentFeatures(chosen, objects, np.zeros((0, 0, PAIR_FEATURES), np.float32))
+    room_middle = (points.min(axis=0) + points.max(axis=0)) / 2.0
+    origin = np.array([room_middle[0], room_middle[1], floor_z])
+    for row, segment in enumerate(chosen):
+        if segment.label not in index:
+            raise GroundingInputError(f"segment class {segment.label!r} is not one of "
+                                      f"{list(class_names)}")
+        objects[row, index[segment.label]] = 1.0
+        rgb = colors[segment.indices].astype(np.float64) / 255.0
+        geometry = objects[row, classes:]
+        geometry[0:3] = rgb.mean(axis=0)
+        geometry[3:6] = rgb.std(axis=0)
+        geometry[6:9] = segment.center - origin
+        geometry[9:12] = np.log(segment.size + _SIZE_FLOOR_M)
+        geometry[12] = np.log(len(segment.indices))
+        geometry[13] = segment.center[2] - segment.size[2] / 2.0 - floor_z
+    centers = np.array([segment.center for segment in chosen])
+    sizes = np.array([segment.size for segment in chosen])
+    return SegmentFeatures(chosen, objects, pair_features(centers, sizes))
+
+
+def pair_features(centers: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """float32 (S, S, PAIR_FEATURES) of boxes given by (S, 3) centres and full sizes."""
+    offset = centers[None, :, :] - centers[:, None, :]  # [i, j] = j - i
+    half_extents = (sizes[None, :, :2] + sizes[:, None, :2]) / 2.0
+    gap = np.maximum(np.abs(offset[..., :2]) - half_extents, 0.0)
+    ratio = np.log((sizes[None, :, :] + _SIZE_FLOOR_M) / (sizes[:, None, :] + _SIZE_FLOOR_M))
+    distance = np.linalg.norm(offset[..., :2], axis=-1, keepdims=True)
+    return np.concatenate([offset, distance, gap, ratio], axis=-1).astype(np.float32)

@@ -1,0 +1,38 @@
+"""Where the objects of an answer are in the fused scene.
+
+The inference engine and offline evaluation both ground answers here, so a box is chosen
+the same way wherever it is scored.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from scene_llm_ros.grounding.object_geometry import GroundedGeometry
+from scene_llm_ros.grounding.snapshot_grounder import SnapshotGrounder
+from scene_llm_ros.model.modeling_scene_llm import SceneLlm
+from scene_llm_ros.model.outputs import GroundedObject
+
+#: The task whose single referent the segment listener picks.
+LISTENER_TASK = "ground"
+
+
+def ground_answer(model: SceneLlm, grounder: SnapshotGrounder, objects: list[GroundedObject],
+                  *, question: str, task: str) -> list[tuple[str, GroundedGeometry]]:
+    """(class, geometry) of each object of an answer.
+
+    An answer that refers to one object (``task`` ``ground``) takes the segment the model's
+    segment listener scores highest for the question, when the model has a listener and the
+    snapshot a semantic map of the listener's classes; otherwise, and for every other answer,
+    each predicted box snaps to a segment of its predicted class
+    (:meth:`SnapshotGrounder.ground`).
+    """
+    listener = model.segment_listener
+    if (listener is not None and task == LISTENER_TASK and len(objects) == 1
+            and grounder.classes is not None
+            and tuple(listener.config.class_names) == tuple(grounder.snapshot.class_names)):
+        features = grounder.segment_features(listener.config.max_segments)
+        if len(features.segments):
+            scores = listener.scores(model.question_ids(question), features)
+            segment = features.segments[int(np.argmax(scores))]
+            return [(segment.label, grounder.ground_segment(segment))]
+    return [(obj.label, grounder.ground(obj.label, obj.center, obj.size)) for obj in objects]

@@ -1,0 +1,182 @@
+"""A referring-expression listener: which object segment does a description mean?
+
+The tiny LLM of the embedded model names the right class of a referred object far more often
+than it finds the right instance (it reads "the chair closest to the window" as "a chair").
+The listener scores the scene's object segments
+(:mod:`scene_llm_ros.grounding.segment_features`) against the question's tokens, in the
+manner of ReferIt3D-style neural listeners: segments read the words through cross-attention
+and each other through relation layers whose messages depend on the pair's geometry (offset,
+gap, size ratio), so "closest to the window" can single out one of several chairs. It uses
+the scene LLM's tokenizer and is stored beside the LLM in ``segment_listener/``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from scene_llm_ros.errors import DataFormatError
+from scene_llm_ros.grounding.segment_features import (
+    PAIR_FEATURES,
+    SEGMENT_GEOMETRY_FEATURES,
+    SegmentFeatures,
+)
+
+LISTENER_DIR = "segment_listener"
+_CONFIG_NAME = "config.json"
+_WEIGHTS_NAME = "segment_listener.safetensors"
+
+
+@dataclass
+class SegmentListenerConfig:
+    """Shape of a :class:`SegmentListener`.
+
+    :ivar vocab_size: size of the tokenizer the question ids come from.
+    :ivar class_names: the segment classes (the semantic map's), in one-hot order.
+    :ivar hidden_size: width of word and segment states.
+    :ivar text_layers: transformer layers over the question.
+    :ivar relation_layers: segment-to-segment message passing rounds.
+    :ivar heads: attention heads.
+    :ivar max_segments: the largest segments scored; the rest are specks and parts.
+    :ivar max_question_tokens: longer questions are cut.
+    """
+
+    vocab_size: int
+    class_names: list[str] = field(default_factory=list)
+    hidden_size: int = 128
+    text_layers: int = 2
+    relation_layers: int = 2
+    heads: int = 4
+    max_segments: int = 48
+    max_question_tokens: int = 96
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "text_layers", "heads", "max_segments",
+                     "max_question_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"SegmentListenerConfig.{name} must be a positive int, got "
+                                 f"{value!r}")
+        if self.relation_layers < 0 or self.hidden_size % self.heads:
+            raise ValueError("relation_layers must be >= 0 and hidden_size divisible by heads")
+        if not self.class_names or len(set(self.class_names)) != len(self.class_names):
+            raise ValueError("class_names must be a non-empty list without duplicates")
+
+
+class SegmentListener(nn.Module):
+    """Scores the segments of a scene for a question.
+
+    :param config: the listener's shape.
+    """
+
+    def __init__(self, config: SegmentListenerConfig) -> None:
+        super().__init__()
+        self.config = config
+        width = config.hidden_size
+        self.word = nn.Embedding(config.vocab_size, width)
+        self.word_position = nn.Embedding(config.max_question_tokens, width)
+        layer = nn.TransformerEncoderLayer(width, config.heads, 2 * width, dropout=0.1,
+                                           batch_first=True, norm_first=True)
+        self.text = nn.TransformerEncoder(layer, config.text_layers, enable_nested_tensor=False)
+        inputs = len(config.class_names) + SEGMENT_GEOMETRY_FEATURES
+        self.segment = nn.Sequential(nn.Linear(inputs, width), nn.GELU(),
+                                     nn.Linear(width, width))
+        rounds = config.relation_layers + 1
+        self.read_norm = nn.ModuleList(nn.LayerNorm(width) for _ in range(rounds))
+        self.read = nn.ModuleList(nn.MultiheadAttention(width, config.heads, batch_first=True)
+                                  for _ in range(rounds))
+        # Relation rounds: a message from j to i is an MLP of (state_i, state_j, pair_ij),
+        # split into per-part projections so the (S, S) grid costs one width-sized add.
+        self.relation_norm = nn.ModuleList(nn.LayerNorm(width)
+                                           for _ in range(config.relation_layers))
+        self.from_receiver = nn.ModuleList(nn.Linear(width, width)
+                                           for _ in range(config.relation_layers))
+        self.from_sender = nn.ModuleList(nn.Linear(width, width, bias=False)
+                                         for _ in range(config.relation_layers))
+        self.from_pair = nn.ModuleList(nn.Linear(PAIR_FEATURES, width, bias=False)
+                                       for _ in range(config.relation_layers))
+        self.message = nn.ModuleList(nn.Linear(width, width)
+                                     for _ in range(config.relation_layers))
+        self.attention = nn.ModuleList(nn.Linear(width, 1)
+                                       for _ in range(config.relation_layers))
+        self.score = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, 1))
+
+    def forward(self, question_ids: torch.Tensor, segments: torch.Tensor, pairs: torch.Tensor,
+                segment_mask: torch.Tensor) -> torch.Tensor:
+        """Batched scores.
+
+        :param question_ids: int64 (B, L) token ids, padded with -1.
+        :param segments: float (B, S, F) segment features.
+        :param pairs: float (B, S, S, PAIR_FEATURES).
+        :param segment_mask: bool (B, S), True for real segments.
+        :return: float (B, S) logits; padding segments get a very low score.
+        """
+        padding = question_ids < 0
+        positions = torch.arange(question_ids.shape[1], device=question_ids.device)
+        words = self.text(self.word(question_ids.clamp_min(0)) + self.word_position(positions),
+                          src_key_padding_mask=padding)
+        state = self.segment(segments)
+        batch, count, width = state.shape
+        for k in range(self.config.relation_layers + 1):
+            state = state + self.read[k](self.read_norm[k](state), words, words,
+                                         key_padding_mask=padding, need_weights=False)[0]
+            if k == self.config.relation_layers:
+                break
+            normed = self.relation_norm[k](state)
+            hidden = F.gelu(self.from_receiver[k](normed)[:, :, None]
+                            + self.from_sender[k](normed)[:, None]
+                            + self.from_pair[k](pairs))  # (B, S, S, W)
+            weights = self.attention[k](hidden).squeeze(-1)
+            weights = weights.masked_fill(~segment_mask[:, None, :], -1e9).softmax(dim=-1)
+            state = state + (weights[..., None] * self.message[k](hidden)).sum(dim=2)
+        return self.score(state).squeeze(-1).masked_fill(~segment_mask, -1e9)
+
+    @torch.inference_mode()
+    def scores(self, question_ids: list[int], features: SegmentFeatures) -> np.ndarray:
+        """float (S,) log-probabilities that each described segment is the one meant."""
+        if not len(features.segments):
+            return np.zeros(0)
+        device = self.word.weight.device
+        ids = torch.tensor([question_ids[:self.config.max_question_tokens]], device=device)
+        logits = self(ids, torch.from_numpy(features.objects)[None].to(device),
+                      torch.from_numpy(features.pairs)[None].to(device),
+                      torch.ones(1, len(features.segments), dtype=torch.bool, device=device))
+        return logits[0].float().log_softmax(dim=-1).cpu().numpy()
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``config.json`` and safetensors weights into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / _CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=1) + "\n")
+        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()},
+                  str(directory / _WEIGHTS_NAME))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, device: str = "cpu") -> SegmentListener:
+        """Load a listener written by :meth:`save_pretrained`, in eval mode.
+
+        :raises DataFormatError: when files are missing, unreadable or do not match the config.
+        """
+        directory = Path(directory)
+        try:
+            config = SegmentListenerConfig(**json.loads((directory / _CONFIG_NAME).read_text()))
+            state = load_file(str(directory / _WEIGHTS_NAME))
+        except (OSError, ValueError, TypeError) as exc:
+            raise DataFormatError(f"cannot load the segment listener from {directory}: "
+                                  f"{exc}") from exc
+        listener = cls(config)
+        expected = listener.state_dict()
+        mismatched = sorted(k for k in expected.keys() | state.keys()
+                            if k not in state or k not in expected
+                            or state[k].shape != expected[k].shape)
+        if mismatched:
+            raise DataFormatError(f"{directory / _WEIGHTS_NAME} does not match its config: "
+                                  f"mismatched tensors {mismatched}")
+        listener.load_state_dict(state)
+        return listener.to(device).eval()

@@ -1,0 +1,256 @@
+"""The segment listener: what it sees of segments, that it learns colour and relations, and
+that answers are grounded through it."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from model_testutil import make_snapshot, tiny_model
+
+from scene_llm_ros.errors import DataFormatError
+from scene_llm_ros.grounding import GroundingInputError, SnapshotGrounder
+from scene_llm_ros.grounding.proposals import ObjectProposal
+from scene_llm_ros.grounding.segment_features import (
+    PAIR_FEATURES,
+    SEGMENT_GEOMETRY_FEATURES,
+    segment_features,
+)
+from scene_llm_ros.inference.answer_grounding import ground_answer
+from scene_llm_ros.model.errors import CheckpointMismatchError
+from scene_llm_ros.model.outputs import GroundedObject
+from scene_llm_ros.model.segment_listener import SegmentListener, SegmentListenerConfig
+
+NAMES = ("chair", "door", "floor", "wall")
+COLOURS = {"red": (200, 30, 30), "blue": (30, 30, 200), "green": (30, 160, 30)}
+WORDS = ["<pad>", "the", "chair", "red", "blue", "green", "closest", "to", "door", "farthest",
+         "from"]
+
+
+def _segment(points: list, label: str, center, size, count: int = 30) -> ObjectProposal:
+    """A segment of ``count`` points spread over its box, appended to ``points``."""
+    rng = np.random.default_rng(len(points))
+    center, size = np.asarray(center, float), np.asarray(size, float)
+    cloud = center + (rng.random((count, 3)) - 0.5) * size
+    start = sum(len(p) for p in points)
+    points.append(cloud)
+    return ObjectProposal(np.arange(start, start + count), center, size, label)
+
+
+def test_features_describe_class_colour_place_size_and_pairs():
+    points: list = []
+    chair = _segment(points, "chair", [1.0, 0.0, 0.45], [0.5, 0.5, 0.9], count=40)
+    door = _segment(points, "door", [3.0, 0.0, 1.0], [0.9, 0.1, 2.0])
+    speck = _segment(points, "chair", [0.0, 2.0, 0.1], [0.1, 0.1, 0.1], count=10)
+    cloud = np.concatenate(points)
+    colors = np.zeros((len(cloud), 3), np.uint8)
+    colors[chair.indices] = (255, 0, 0)
+    features = segment_features([chair, door, speck], cloud, colors, NAMES, floor_z=0.0,
+                                max_segments=2)
+    assert features.segments == (chair, door)  # the largest two
+    assert features.objects.shape == (2, len(NAMES) + SEGMENT_GEOMETRY_FEATURES)
+    assert features.pairs.shape == (2, 2, PAIR_FEATURES)
+    chair_row, classes = features.objects[0], len(NAMES)
+    np.testing.assert_array_equal(chair_row[:classes], [1, 0, 0, 0])
+    np.testing.assert_allclose(chair_row[classes:classes + 3], [1, 0, 0])  # mean colour
+    np.testing.assert_allclose(chair_row[classes + 9:classes + 12],
+                               np.log(chair.size + 0.02), rtol=1e-6)
+    assert chair_row[classes + 12] == pytest.approx(np.log(40))
+    assert chair_row[classes + 13] == pytest.approx(0.0)  # stands on the floor
+    # The door is 2 m along +x from the chair, with a 1.3 m gap between their footprints.
+    np.testing.assert_allclose(features.pairs[0, 1, :3], [2.0, 0.0, 0.55], atol=1e-6)
+    np.testing.assert_allclose(features.pairs[1, 0, :3], [-2.0, 0.0, -0.55], atol=1e-6)
+    assert features.pairs[0, 1, 3] == pytest.approx(2.0)
+    assert features.pairs[0, 1, 4] == pytest.approx(1.3)
+    np.testing.assert_allclose(features.pairs[0, 0], 0.0, atol=1e-6)
+    with pytest.raises(GroundingInputError, match="sofa"):
+        segment_features([dataclasses.replace(chair, label="sofa")], cloud, colors, NAMES,
+                         floor_z=0.0, max_segments=4)
+    with pytest.raises(GroundingInputError, match="max_segments"):
+        segment_features([chair], cloud, colors, NAMES, floor_z=0.0, max_segments=0)
+    empty = segment_features([], cloud, colors, NAMES, floor_z=0.0, max_segments=4)
+    assert empty.objects.shape == (0, len(NAMES) + SEGMENT_GEOMETRY_FEATURES)
+
+
+def _room(rng: np.random.Generator):
+    """Two to four chairs of random colours and a door somewhere on one of the four walls
+    (so "closest to the door" is a relation, not a place in the room)."""
+    points: list = []
+    along, wall = rng.uniform(0, 4), float(rng.choice([0.0, 4.0]))
+    door_xy, door_size = ([along, wall], [0.9, 0.1]) if rng.random() < 0.5 else \
+        ([wall, along], [0.1, 0.9])
+    door = _segment(points, "door", [*door_xy, 1.0], [*door_size, 2.0])
+    chairs = [_segment(points, "chair", [rng.uniform(0, 4), rng.uniform(0, 3.5), 0.45],
+                       [0.5, 0.5, 0.9]) for _ in range(int(rng.integers(2, 5)))]
+    colour_names = [str(rng.choice(list(COLOURS))) for _ in chairs]
+    cloud = np.concatenate(points)
+    colors = np.zeros((len(cloud), 3), np.uint8)
+    for chair, name in zip(chairs, colour_names, strict=True):
+        colors[chair.indices] = COLOURS[name]
+    segments = [door, *chairs]
+    return segment_features(segments, cloud, colors, NAMES, floor_z=0.0, max_segments=8), \
+        colour_names
+
+
+def _question(rng: np.random.Generator):
+    """A room, a question and the index of the segment it means, or None when ambiguous."""
+    features, colours = _room(rng)
+    door = features.segments[0].center
+    distance = [np.linalg.norm(s.center[:2] - door[:2]) for s in features.segments[1:]]
+    if rng.random() < 0.5:
+        colour = colours[int(rng.integers(len(colours)))]
+        if colours.count(colour) > 1:
+            return None
+        return features, ["the", colour, "chair"], 1 + colours.index(colour)
+    order = np.argsort(distance)
+    if distance[order[1]] - distance[order[0]] < 0.5 or distance[order[-1]] - \
+            distance[order[-2]] < 0.5:
+        return None
+    if rng.random() < 0.5:
+        return features, ["the", "chair", "closest", "to", "the", "door"], 1 + int(order[0])
+    return features, ["the", "chair", "farthest", "from", "the", "door"], 1 + int(order[-1])
+
+
+def _batch(questions):
+    count = max(len(f.segments) for f, _, _ in questions)
+    length = max(len(words) for _, words, _ in questions)
+    ids = torch.full((len(questions), length), -1)
+    segments = torch.zeros(len(questions), count, questions[0][0].objects.shape[1])
+    pairs = torch.zeros(len(questions), count, count, PAIR_FEATURES)
+    mask = torch.zeros(len(questions), count, dtype=torch.bool)
+    for row, (features, words, _) in enumerate(questions):
+        n = len(features.segments)
+        ids[row, :len(words)] = torch.tensor([WORDS.index(w) for w in words])
+        segments[row, :n] = torch.from_numpy(features.objects)
+        pairs[row, :n, :n] = torch.from_numpy(features.pairs)
+        mask[row, :n] = True
+    return ids, segments, pairs, mask, torch.tensor([t for _, _, t in questions])
+
+
+def _questions(rng, count):
+    out = []
+    while len(out) < count:
+        question = _question(rng)
+        if question is not None:
+            out.append(question)
+    return out
+
+
+def test_the_listener_learns_colours_and_relations_to_an_anchor():
+    torch.manual_seed(0)
+    listener = SegmentListener(SegmentListenerConfig(
+        vocab_size=len(WORDS), class_names=list(NAMES), hidden_size=48, heads=4,
+        text_layers=1, relation_layers=1, max_segments=8))
+    optimizer = torch.optim.AdamW(listener.parameters(), lr=3e-3)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        ids, segments, pairs, mask, target = _batch(_questions(rng, 24))
+        loss = F.cross_entropy(listener(ids, segments, pairs, mask), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    listener.eval()
+    held_out = _questions(np.random.default_rng(1), 200)
+    with torch.no_grad():
+        ids, segments, pairs, mask, target = _batch(held_out)
+        right = (listener(ids, segments, pairs, mask).argmax(dim=-1) == target).numpy()
+    relational = np.array(["door" in words for _, words, _ in held_out])
+    # Chance is about 1/3 among the chairs (the door must be learnt away too); without its
+    # relation layer the same listener gets about 0.6 of the relational questions.
+    assert right[~relational].mean() > 0.9, right[~relational].mean()
+    assert right[relational].mean() > 0.9, right[relational].mean()
+
+
+def test_listener_checkpoints_round_trip_and_bad_ones_are_refused(tmp_path):
+    torch.manual_seed(0)
+    listener = SegmentListener(SegmentListenerConfig(vocab_size=len(WORDS),
+                                                     class_names=list(NAMES), hidden_size=32))
+    features, _ = _room(np.random.default_rng(3))
+    listener.save_pretrained(tmp_path / "listener")
+    loaded = SegmentListener.from_pretrained(tmp_path / "listener")
+    question = [WORDS.index(w) for w in ("the", "red", "chair")]
+    scores = listener.eval().scores(question, features)
+    np.testing.assert_array_equal(loaded.scores(question, features), scores)
+    assert scores.shape == (len(features.segments),)
+    assert np.exp(scores).sum() == pytest.approx(1.0, rel=1e-5)
+    other = SegmentListener(SegmentListenerConfig(vocab_size=len(WORDS),
+                                                  class_names=list(NAMES), hidden_size=64))
+    other.save_pretrained(tmp_path / "other")
+    (tmp_path / "listener" / "segment_listener.safetensors").replace(
+        tmp_path / "other" / "segment_listener.safetensors")
+    with pytest.raises(DataFormatError, match="does not match its config"):
+        SegmentListener.from_pretrained(tmp_path / "other")
+    with pytest.raises(DataFormatError, match="cannot load"):
+        SegmentListener.from_pretrained(tmp_path / "missing")
+    with pytest.raises(ValueError, match="class_names"):
+        SegmentListenerConfig(vocab_size=4, class_names=[])
+
+
+def _two_chairs_snapshot():
+    """A snapshot whose semantic map holds a floor, a red chair and a blue chair."""
+    step = 0.04
+    grid = np.arange(0.0, 4.0, step)
+    floor = np.stack(np.meshgrid(grid, grid, [0.0], indexing="ij"), axis=-1).reshape(-1, 3)
+    chairs, colours = [], []
+    for x, colour in ((1.0, COLOURS["red"]), (3.0, COLOURS["blue"])):
+        axes = [np.arange(x, x + 0.5, step), np.arange(1.0, 1.5, step),
+                np.arange(0.08, 0.9, step)]
+        chairs.append(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3))
+        colours.append(np.tile(colour, (len(chairs[-1]), 1)))
+    points = np.concatenate([floor, *chairs]).astype(np.float32)
+    colors = np.concatenate([np.full((len(floor), 3), 128), *colours]).astype(np.uint8)
+    classes = np.concatenate([np.full(len(floor), NAMES.index("floor")),
+                              np.full(len(points) - len(floor), NAMES.index("chair"))])
+    base = make_snapshot(16)
+    return dataclasses.replace(base, points=points, colors=colors,
+                               point_classes=classes.astype(np.int16),
+                               point_object_classes=np.full(len(points), NAMES.index("chair"),
+                                                            np.int16),
+                               class_names=NAMES)
+
+
+def test_answers_referring_to_one_object_take_the_listeners_segment(tmp_path):
+    model = tiny_model()
+    snapshot = _two_chairs_snapshot()
+    grounder = SnapshotGrounder(snapshot)
+    assert sorted(s.label for s in grounder.segments) == ["chair", "chair"]
+    listener = SegmentListener(SegmentListenerConfig(vocab_size=len(model.tokenizer),
+                                                     class_names=list(NAMES), hidden_size=32))
+    features = grounder.segment_features(listener.config.max_segments)
+    favourite = features.segments[int(np.argmax(listener.eval().scores(
+        model.question_ids("Find the blue chair."), features)))]
+    # The model's box lies on the chair the listener does not pick.
+    other = next(s for s in grounder.segments if s is not favourite)
+    predicted = [GroundedObject(center=other.center, size=other.size, score=1.0, label="chair",
+                                token_index=0)]
+    try:
+        model.set_segment_listener(listener)
+        (label, geometry), = ground_answer(model, grounder, predicted,
+                                           question="Find the blue chair.", task="ground")
+        expected = grounder.ground_segment(favourite)
+        np.testing.assert_array_equal(geometry.indices, expected.indices)
+        assert label == "chair"
+        # Other tasks, several objects, or a map of other classes: the predicted box decides.
+        snapped = grounder.ground("chair", other.center, other.size)
+        assert not np.array_equal(snapped.indices, expected.indices)
+        for task, objects, scene in (("qa", predicted, grounder),
+                                     ("ground", predicted * 2, grounder),
+                                     ("ground", predicted, SnapshotGrounder(dataclasses.replace(
+                                         snapshot, class_names=("chair", "door", "floor",
+                                                                "window"))))):
+            grounded = ground_answer(model, scene, objects, question="Find the blue chair.",
+                                     task=task)
+            assert len(grounded) == len(objects)
+            np.testing.assert_array_equal(grounded[0][1].indices, snapped.indices)
+        model.save_pretrained(tmp_path / "model")
+        reloaded = type(model).from_pretrained(tmp_path / "model")
+        np.testing.assert_array_equal(
+            reloaded.segment_listener.scores(model.question_ids("the red chair"), features),
+            listener.scores(model.question_ids("the red chair"), features))
+    finally:
+        model.set_segment_listener(None)
+    with pytest.raises(CheckpointMismatchError, match="vocabulary"):
+        model.set_segment_listener(SegmentListener(SegmentListenerConfig(
+            vocab_size=len(model.tokenizer) + 1, class_names=list(NAMES))))

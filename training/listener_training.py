@@ -1,0 +1,351 @@
+"""Train a checkpoint's segment listener on referring expressions (after the LLM stages).
+
+For every ScanRefer description (and single-target Multi3DRefer one) of the split, the
+scene's object segments are computed from the cached fused scene exactly as the inference
+node computes them (:class:`~scene_llm_ros.grounding.SnapshotGrounder`), and the listener
+learns to pick the segment whose box overlaps the annotated box most (cross-entropy over the
+segments; items whose best segment overlaps less than ``min_target_iou`` teach nothing and
+are left out). The LLM and everything else in the checkpoint stay as they are; the output
+is the same checkpoint with ``segment_listener/`` added::
+
+    scene-llm train-listener --config training/configs/segment_listener.yaml \\
+        --checkpoint runs/embedded/final --data data/synth300 --out runs/listener
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from scene_llm_ros.data import annotations as ann
+from scene_llm_ros.geometry.boxes import pairwise_box_iou
+from scene_llm_ros.grounding import SnapshotGrounder
+from scene_llm_ros.grounding.segment_features import PAIR_FEATURES, SegmentFeatures
+from scene_llm_ros.model import SceneLlm
+from scene_llm_ros.model.segment_listener import SegmentListener, SegmentListenerConfig
+from training import examples, templates
+from training.checkpoints import TENSORBOARD_DIR, TRAINING_JSON, fusion_settings
+from training.config import OptimConfig
+from training.dataset import SplitScenes
+from training.epoch_stage import EpochOptim, load_epoch_stage_config
+from training.errors import EmptyDatasetError, TrainingConfigError
+from training.scene_cache import FrameSelection, SceneTokenCache
+from training.schedule import lr_at
+from training.sources import read_source, source_available
+
+logger = logging.getLogger(__name__)
+
+#: The checkpoint with the listener inside the run directory, and the run's summary.
+FINAL_DIR = "final"
+SUMMARY_JSON = "listener.json"
+# Multi3DRefer records of one target (with or without distractors of its class).
+_SINGLE_TARGET = ("st_w_d", "st_wo_d")
+
+
+@dataclass
+class ListenerData:
+    """Referring expressions to learn from.
+
+    :ivar root: dataset root (ScanNet layout with ``annotations/``).
+    :ivar split: training split; ``eval_split`` is only reported, never selected on.
+    :ivar cache_dir: scene-token cache (default ``<root>/scene_token_cache``), shared with
+        the LLM stages and eval-offline.
+    :ivar multi3drefer: also learn from single-target Multi3DRefer descriptions.
+    :ivar min_target_iou: items whose best segment overlaps the true box less are skipped.
+    """
+
+    root: str = ""
+    split: str = "train"
+    eval_split: str | None = "test"
+    annotations_dir: str | None = None
+    cache_dir: str | None = None
+    multi3drefer: bool = True
+    min_target_iou: float = 0.25
+    max_scenes: int | None = None
+
+    @property
+    def annotations_path(self) -> Path:
+        return Path(self.annotations_dir) if self.annotations_dir else Path(self.root) / \
+            "annotations"
+
+
+@dataclass
+class ListenerShape:
+    """The listener's size (:class:`SegmentListenerConfig` without the data-given fields)."""
+
+    hidden_size: int = 128
+    text_layers: int = 2
+    relation_layers: int = 2
+    heads: int = 4
+    max_segments: int = 48
+    max_question_tokens: int = 96
+
+
+@dataclass
+class ListenerOptim(EpochOptim):
+    """The shared epoch schedule, a gradient-norm clip, and the listener's defaults."""
+
+    lr: float = 1e-3
+    epochs: int = 6
+    grad_clip: float = 1.0
+
+
+@dataclass
+class ListenerTrainingConfig:
+    """The whole run (``training/configs/segment_listener.yaml``)."""
+
+    seed: int = 0
+    data: ListenerData = field(default_factory=ListenerData)
+    listener: ListenerShape = field(default_factory=ListenerShape)
+    optim: ListenerOptim = field(default_factory=ListenerOptim)
+    out_dir: str = "runs/listener"
+    log_every: int = 25
+
+
+_SECTIONS = {"data": ListenerData, "listener": ListenerShape, "optim": ListenerOptim}
+
+
+def load_listener_config(path: str | Path, **overrides: Any) -> ListenerTrainingConfig:
+    """Read and validate the YAML file; ``overrides`` (``root``, ``out_dir``, ``epochs``)
+    replace its values when not None.
+
+    :raises TrainingConfigError: naming the problem.
+    """
+    return load_epoch_stage_config(path, ListenerTrainingConfig, _SECTIONS, **overrides)
+
+
+@dataclass(frozen=True)
+class ReferringItem:
+    """One description over one scene's segments.
+
+    :ivar scene_id: the scene.
+    :ivar phrasings: token ids of the question in each training phrasing (the listener's
+        first ``max_question_tokens``); the first is how evaluation and users ask it.
+    :ivar ious: float (S,) IoU of each described segment's box with the true box.
+    """
+
+    scene_id: str
+    phrasings: tuple[tuple[int, ...], ...]
+    ious: np.ndarray
+
+
+class ReferringData:
+    """The items and segment features of one split."""
+
+    def __init__(self, model: SceneLlm, scenes: SplitScenes, cache: SceneTokenCache,
+                 data: ListenerData, split: str, shape: ListenerShape) -> None:
+        self.features: dict[str, SegmentFeatures] = {}
+        self.items: list[ReferringItem] = []
+        self.skipped = 0
+        #: The semantic map's classes (the segments' one-hot order).
+        self.class_names: tuple[str, ...] = ()
+        records = _records(data, split)
+        by_scene: dict[str, list] = {}
+        for record in records:
+            if record.scene_id in scenes.scene_dirs:
+                by_scene.setdefault(record.scene_id, []).append(record)
+        scene_ids = sorted(by_scene)[:data.max_scenes]
+        for scene_id in tqdm(scene_ids, desc=f"segments ({split})", unit="scene"):
+            snapshot = cache.get(scenes.scene_dirs[scene_id])
+            if not len(snapshot.points) or snapshot.point_classes is None:
+                continue
+            features = SnapshotGrounder(snapshot).segment_features(shape.max_segments)
+            if not len(features.segments):
+                continue
+            self.features[scene_id] = features
+            self.class_names = snapshot.class_names
+            self._add_items(model, scene_id, features, by_scene[scene_id],
+                            scenes.objects(scene_id), data.min_target_iou,
+                            shape.max_question_tokens)
+
+    def _add_items(self, model: SceneLlm, scene_id: str, features: SegmentFeatures,
+                   records: list, objects: dict, min_iou: float, max_tokens: int) -> None:
+        centers = np.array([segment.center for segment in features.segments])
+        sizes = np.array([segment.size for segment in features.segments])
+        for record in records:
+            samples = _phrasings(record, objects)
+            if not samples:
+                continue
+            target = objects[samples[0].object_ids[0]]
+            ious = pairwise_box_iou(target.center[None], target.size[None], centers, sizes)[0]
+            if ious.max() < min_iou:
+                self.skipped += 1
+                continue
+            self.items.append(ReferringItem(
+                scene_id, tuple(tuple(model.question_ids(s.question)[:max_tokens])
+                                for s in samples),
+                ious.astype(np.float32)))
+
+
+def _records(data: ListenerData, split: str) -> list:
+    records = []
+    if source_available(data.annotations_path, "scanrefer", split):
+        records += read_source(data.annotations_path, "scanrefer", split)
+    if data.multi3drefer and source_available(data.annotations_path, "multi3drefer", split):
+        records += [r for r in read_source(data.annotations_path, "multi3drefer", split)
+                    if r.eval_type in _SINGLE_TARGET and len(r.object_ids) == 1]
+    return records
+
+
+def _phrasings(record, objects: dict) -> list[examples.InstructionSample]:
+    """The record asked in each training phrasing, the evaluation phrasing first."""
+    if isinstance(record, ann.ScanReferRecord):
+        build, count = examples.from_scanrefer, len(templates.GROUND_PHRASINGS)
+    else:
+        build, count = examples.from_multi3drefer, len(templates.MULTI_GROUND_PHRASINGS)
+    first = build(record, objects, None)
+    if first is None:
+        return []
+    variants = [build(record, objects, f"listener-{k}") for k in range(4 * count)]
+    unique = {first.question: first}
+    for sample in variants:
+        unique.setdefault(sample.question, sample)
+    return list(unique.values())
+
+
+def collate(items: list[ReferringItem], features: dict[str, SegmentFeatures],
+            phrasing: list[int]) -> tuple[torch.Tensor, ...]:
+    """Padded (question ids, segments, pairs, segment mask, target IoUs) of a batch."""
+    count = max(len(features[item.scene_id].segments) for item in items)
+    questions = [item.phrasings[k % len(item.phrasings)] for item, k in zip(items, phrasing,
+                                                                            strict=True)]
+    length = max(len(q) for q in questions)
+    width = features[items[0].scene_id].objects.shape[1]
+    ids = np.full((len(items), length), -1, np.int64)
+    segments = np.zeros((len(items), count, width), np.float32)
+    pairs = np.zeros((len(items), count, count, PAIR_FEATURES), np.float32)
+    mask = np.zeros((len(items), count), bool)
+    ious = np.zeros((len(items), count), np.float32)
+    for row, (item, question) in enumerate(zip(items, questions, strict=True)):
+        scene = features[item.scene_id]
+        n = len(scene.segments)
+        ids[row, :len(question)] = question
+        segments[row, :n] = scene.objects
+        pairs[row, :n, :n] = scene.pairs
+        mask[row, :n] = True
+        ious[row, :n] = item.ious
+    return tuple(torch.from_numpy(a) for a in (ids, segments, pairs, mask, ious))
+
+
+@torch.no_grad()
+def selection_accuracy(listener: SegmentListener, data: ReferringData, *,
+                       batch_size: int = 64) -> dict[str, float]:
+    """How often the listener's pick overlaps the true box by 0.25 / 0.5 (segment boxes),
+    asked in the evaluation phrasing; ``best`` is the same for the best segment."""
+    listener.eval()
+    picked, best = [], []
+    for start in range(0, len(data.items), batch_size):
+        chunk = data.items[start:start + batch_size]
+        ids, segments, pairs, mask, ious = collate(chunk, data.features, [0] * len(chunk))
+        choice = listener(ids, segments, pairs, mask).argmax(dim=-1)
+        picked.append(ious.gather(1, choice[:, None])[:, 0].numpy())
+        best.append(ious.max(dim=1).values.numpy())
+    listener.train()
+    if not picked:
+        return {"items": 0}
+    picked_iou, best_iou = np.concatenate(picked), np.concatenate(best)
+    return {"items": len(picked_iou),
+            "acc@0.25": float(np.mean(picked_iou >= 0.25)),
+            "acc@0.5": float(np.mean(picked_iou >= 0.5)),
+            "best@0.25": float(np.mean(best_iou >= 0.25)),
+            "best@0.5": float(np.mean(best_iou >= 0.5))}
+
+
+def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -> dict:
+    """Train the listener of the checkpoint; write ``OUT/final/`` (the checkpoint with the
+    listener), ``OUT/listener.json`` (metrics) and TensorBoard logs.
+
+    :raises EmptyDatasetError: when the split has no usable referring expression.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    checkpoint_dir = Path(checkpoint_dir)
+    model = SceneLlm.from_pretrained(checkpoint_dir)
+    settings = fusion_settings(checkpoint_dir)
+    if settings is None:
+        raise TrainingConfigError(f"{checkpoint_dir} has no {TRAINING_JSON}: the listener "
+                                  "must see the scenes the way the model was trained on them")
+    fusion, frames = settings
+    data = config.data
+    cache = SceneTokenCache(Path(data.cache_dir) if data.cache_dir else
+                            Path(data.root) / "scene_token_cache", encoder=model.patch_encoder,
+                            fusion=fusion, frames=FrameSelection(int(frames.get("every_nth", 1)),
+                                                                 frames.get("max_frames")))
+    shape = config.listener
+    train = ReferringData(model, SplitScenes.discover(data.root, data.split), cache, data,
+                          data.split, shape)
+    if not train.items:
+        raise EmptyDatasetError(f"no referring expression of split {data.split!r} under "
+                                f"{data.root} has a segment overlapping its object")
+    held_out = (ReferringData(model, SplitScenes.discover(data.root, data.eval_split), cache,
+                              data, data.eval_split, shape)
+                if data.eval_split else None)
+    listener = SegmentListener(SegmentListenerConfig(
+        vocab_size=len(model.tokenizer), class_names=list(train.class_names),
+        hidden_size=shape.hidden_size, text_layers=shape.text_layers,
+        relation_layers=shape.relation_layers, heads=shape.heads,
+        max_segments=shape.max_segments, max_question_tokens=shape.max_question_tokens))
+    optim = config.optim
+    optimizer = torch.optim.AdamW(listener.parameters(), lr=optim.lr,
+                                  weight_decay=optim.weight_decay)
+    total = math.ceil(len(train.items) / optim.batch_size) * optim.epochs
+    schedule = OptimConfig(lr=optim.lr, min_lr_ratio=optim.min_lr_ratio,
+                           warmup_steps=optim.warmup_steps, max_steps=total)
+    out_dir = Path(config.out_dir)
+    writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR))
+    start = time.perf_counter()
+    step = 0
+    progress = tqdm(total=total, desc="listener", unit="step")
+    for _ in range(optim.epochs):
+        order = rng.permutation(len(train.items))
+        for first in range(0, len(order), optim.batch_size):
+            chunk = [train.items[i] for i in order[first:first + optim.batch_size]]
+            ids, segments, pairs, mask, ious = collate(
+                chunk, train.features, rng.integers(0, 1 << 16, len(chunk)).tolist())
+            lr = lr_at(step, schedule)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss = F.cross_entropy(listener(ids, segments, pairs, mask), ious.argmax(dim=1))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(listener.parameters(), optim.grad_clip)
+            optimizer.step()
+            step += 1
+            progress.update()
+            if step % config.log_every == 0 or step == total:
+                writer.add_scalar("loss/listener", loss.item(), step)
+                writer.add_scalar("lr", lr, step)
+                rate = step * optim.batch_size / (time.perf_counter() - start)
+                progress.set_postfix(loss=f"{loss.item():.3f}", items_per_s=f"{rate:.0f}")
+        if held_out is not None and held_out.items:
+            metrics = selection_accuracy(listener, held_out)
+            writer.add_scalar("held_out/acc@0.25", metrics["acc@0.25"], step)
+            writer.add_scalar("held_out/acc@0.5", metrics["acc@0.5"], step)
+    progress.close()
+    writer.close()
+    listener.eval()
+    model.set_segment_listener(listener)
+    model.save_pretrained(out_dir / FINAL_DIR)
+    shutil.copy2(checkpoint_dir / TRAINING_JSON, out_dir / FINAL_DIR / TRAINING_JSON)
+    summary = {"checkpoint": str(checkpoint_dir), "steps": step,
+               "seconds": round(time.perf_counter() - start, 1),
+               "config": asdict(config),
+               "metrics": {data.split: {**selection_accuracy(listener, train),
+                                        "skipped": train.skipped}}}
+    if held_out is not None:
+        summary["metrics"][data.eval_split] = {**selection_accuracy(listener, held_out),
+                                               "skipped": held_out.skipped}
+    (out_dir / SUMMARY_JSON).write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
