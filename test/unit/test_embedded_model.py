@@ -10,6 +10,9 @@ from scene_llm_ros.evaluation import default_checkpoint
 from scene_llm_ros.fusion.config import FusionConfig
 from scene_llm_ros.fusion.encoders import load_patch_encoder, model_scene_tokens
 from scene_llm_ros.fusion.scene import SceneFusion
+from scene_llm_ros.geometry.boxes import box_iou
+from scene_llm_ros.grounding import SnapshotGrounder
+from scene_llm_ros.inference.answer_grounding import ground_answer
 from scene_llm_ros.model import SceneLlm
 
 
@@ -38,3 +41,17 @@ def test_the_embedded_model_grounds_objects_of_a_fused_room():
     box = answer.objects[0]
     low, high = snapshot.bounds_min - 0.5, snapshot.bounds_max + 0.5
     assert np.all(box.center >= low) and np.all(box.center <= high) and np.all(box.size > 0)
+    # The shipped segment listener picks the object among the room's class segments (fused
+    # the way training fused its 30-frame rooms: a voxel counts once observed).
+    fusion = SceneFusion(FusionConfig(**settings, surface_weight_threshold=1.0),
+                         encoder=model.patch_encoder)
+    for frame in scene.frames:
+        fusion.integrate(frame)
+    grounder = SnapshotGrounder(fusion.snapshot())
+    assert model.segment_listener is not None
+    for name in ("tv", "sofa"):
+        (label, geometry), = ground_answer(model, grounder, answer.objects,
+                                           question=f"Find the {name}.", task="ground")
+        truth = next(o for o in scene.objects if o.label == name)
+        iou = box_iou(geometry.center, geometry.size, truth.center, truth.box_max - truth.box_min)
+        assert label == name and iou > 0.1, (name, label, iou)
