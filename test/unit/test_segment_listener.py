@@ -19,6 +19,8 @@ from scene_llm_ros.grounding.segment_features import (
     segment_features,
 )
 from scene_llm_ros.inference.answer_grounding import ground_answer
+from scene_llm_ros.inference.engine import EngineConfig, InferenceEngine
+from scene_llm_ros.inference.requests import AskRequest
 from scene_llm_ros.model.errors import CheckpointMismatchError
 from scene_llm_ros.model.outputs import GroundedObject
 from scene_llm_ros.model.segment_listener import SegmentListener, SegmentListenerConfig
@@ -244,6 +246,12 @@ def test_answers_referring_to_one_object_take_the_listeners_segment(tmp_path):
                                      task=task)
             assert len(grounded) == len(objects)
             np.testing.assert_array_equal(grounded[0][1].indices, snapped.indices)
+        # The inference engine grounds through the same function, with the request's task.
+        engine = InferenceEngine(lambda: snapshot, EngineConfig(), model=model)
+        for task, chosen in (("ground", expected), ("qa", snapped)):
+            [result] = engine._ground(snapshot, predicted,  # noqa: SLF001
+                                      AskRequest("Find the blue chair.", task=task))
+            np.testing.assert_array_equal(result.points, snapshot.points[chosen.indices])
         model.save_pretrained(tmp_path / "model")
         reloaded = type(model).from_pretrained(tmp_path / "model")
         np.testing.assert_array_equal(
