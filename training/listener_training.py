@@ -32,7 +32,11 @@ from scene_llm_ros.geometry.boxes import pairwise_box_iou
 from scene_llm_ros.grounding import SnapshotGrounder
 from scene_llm_ros.grounding.segment_features import PAIR_FEATURES, SegmentFeatures
 from scene_llm_ros.model import SceneLlm
-from scene_llm_ros.model.segment_listener import SegmentListener, SegmentListenerConfig
+from scene_llm_ros.model.segment_listener import (
+    ListenerShape,
+    SegmentListener,
+    SegmentListenerConfig,
+)
 from training import examples, templates
 from training.checkpoints import TENSORBOARD_DIR, TRAINING_JSON, fusion_settings
 from training.config import OptimConfig
@@ -77,18 +81,6 @@ class ListenerData:
     def annotations_path(self) -> Path:
         return Path(self.annotations_dir) if self.annotations_dir else Path(self.root) / \
             "annotations"
-
-
-@dataclass
-class ListenerShape:
-    """The listener's size (:class:`SegmentListenerConfig` without the data-given fields)."""
-
-    hidden_size: int = 128
-    text_layers: int = 2
-    relation_layers: int = 2
-    heads: int = 4
-    max_segments: int = 48
-    max_question_tokens: int = 96
 
 
 @dataclass
@@ -293,10 +285,7 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
                               data, data.eval_split, shape)
                 if data.eval_split else None)
     listener = SegmentListener(SegmentListenerConfig(
-        vocab_size=len(model.tokenizer), class_names=list(train.class_names),
-        hidden_size=shape.hidden_size, text_layers=shape.text_layers,
-        relation_layers=shape.relation_layers, heads=shape.heads,
-        max_segments=shape.max_segments, max_question_tokens=shape.max_question_tokens))
+        **asdict(shape), vocab_size=len(model.tokenizer), class_names=list(train.class_names)))
     optim = config.optim
     optimizer = torch.optim.AdamW(listener.parameters(), lr=optim.lr,
                                   weight_decay=optim.weight_decay)

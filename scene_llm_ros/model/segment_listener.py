@@ -34,11 +34,9 @@ _WEIGHTS_NAME = "segment_listener.safetensors"
 
 
 @dataclass
-class SegmentListenerConfig:
-    """Shape of a :class:`SegmentListener`.
+class ListenerShape:
+    """The size of a :class:`SegmentListener` (what a training config chooses).
 
-    :ivar vocab_size: size of the tokenizer the question ids come from.
-    :ivar class_names: the segment classes (the semantic map's), in one-hot order.
     :ivar hidden_size: width of word and segment states.
     :ivar text_layers: transformer layers over the question.
     :ivar relation_layers: segment-to-segment message passing rounds.
@@ -47,8 +45,6 @@ class SegmentListenerConfig:
     :ivar max_question_tokens: longer questions are cut.
     """
 
-    vocab_size: int
-    class_names: list[str] = field(default_factory=list)
     hidden_size: int = 128
     text_layers: int = 2
     relation_layers: int = 2
@@ -57,14 +53,32 @@ class SegmentListenerConfig:
     max_question_tokens: int = 96
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "hidden_size", "text_layers", "heads", "max_segments",
+        for name in ("hidden_size", "text_layers", "heads", "max_segments",
                      "max_question_tokens"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"SegmentListenerConfig.{name} must be a positive int, got "
+                raise ValueError(f"{type(self).__name__}.{name} must be a positive int, got "
                                  f"{value!r}")
         if self.relation_layers < 0 or self.hidden_size % self.heads:
             raise ValueError("relation_layers must be >= 0 and hidden_size divisible by heads")
+
+
+@dataclass
+class SegmentListenerConfig(ListenerShape):
+    """A listener's shape plus what its data gives it.
+
+    :ivar vocab_size: size of the tokenizer the question ids come from.
+    :ivar class_names: the segment classes (the semantic map's), in one-hot order.
+    """
+
+    vocab_size: int = 0
+    class_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.vocab_size, int) or self.vocab_size <= 0:
+            raise ValueError(f"SegmentListenerConfig.vocab_size must be a positive int, got "
+                             f"{self.vocab_size!r}")
         if not self.class_names or len(set(self.class_names)) != len(self.class_names):
             raise ValueError("class_names must be a non-empty list without duplicates")
 
