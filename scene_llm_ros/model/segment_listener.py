@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from scene_llm_ros.errors import DataFormatError
@@ -27,10 +26,12 @@ from scene_llm_ros.grounding.segment_features import (
     SEGMENT_GEOMETRY_FEATURES,
     SegmentFeatures,
 )
+from scene_llm_ros.model import checkpoint
 
 LISTENER_DIR = "segment_listener"
 _CONFIG_NAME = "config.json"
 _WEIGHTS_NAME = "segment_listener.safetensors"
+_WEIGHTS_PREFIX = "listener"
 
 
 @dataclass
@@ -168,29 +169,22 @@ class SegmentListener(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / _CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=1) + "\n")
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()},
-                  str(directory / _WEIGHTS_NAME))
+        checkpoint.save_weights({_WEIGHTS_PREFIX: self}, directory / _WEIGHTS_NAME)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device: str = "cpu") -> SegmentListener:
         """Load a listener written by :meth:`save_pretrained`, in eval mode.
 
-        :raises DataFormatError: when files are missing, unreadable or do not match the config.
+        :raises DataFormatError: when the config is missing or invalid.
+        :raises CheckpointMismatchError: (a ``DataFormatError``) when the weights are unreadable
+            or do not match the config.
         """
         directory = Path(directory)
         try:
             config = SegmentListenerConfig(**json.loads((directory / _CONFIG_NAME).read_text()))
-            state = load_file(str(directory / _WEIGHTS_NAME))
         except (OSError, ValueError, TypeError) as exc:
             raise DataFormatError(f"cannot load the segment listener from {directory}: "
                                   f"{exc}") from exc
         listener = cls(config)
-        expected = listener.state_dict()
-        mismatched = sorted(k for k in expected.keys() | state.keys()
-                            if k not in state or k not in expected
-                            or state[k].shape != expected[k].shape)
-        if mismatched:
-            raise DataFormatError(f"{directory / _WEIGHTS_NAME} does not match its config: "
-                                  f"mismatched tensors {mismatched}")
-        listener.load_state_dict(state)
+        checkpoint.load_weights({_WEIGHTS_PREFIX: listener}, directory / _WEIGHTS_NAME)
         return listener.to(device).eval()
