@@ -296,6 +296,7 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
     writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR))
     start = time.perf_counter()
     step = 0
+    held_out_metrics = {"items": 0}
     progress = tqdm(total=total, desc="listener", unit="step")
     for _ in range(optim.epochs):
         order = rng.permutation(len(train.items))
@@ -319,9 +320,9 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
                 rate = step * optim.batch_size / (time.perf_counter() - start)
                 progress.set_postfix(loss=f"{loss.item():.3f}", items_per_s=f"{rate:.0f}")
         if held_out is not None and held_out.items:
-            metrics = selection_accuracy(listener, held_out)
-            writer.add_scalar("held_out/acc@0.25", metrics["acc@0.25"], step)
-            writer.add_scalar("held_out/acc@0.5", metrics["acc@0.5"], step)
+            held_out_metrics = selection_accuracy(listener, held_out)
+            writer.add_scalar("held_out/acc@0.25", held_out_metrics["acc@0.25"], step)
+            writer.add_scalar("held_out/acc@0.5", held_out_metrics["acc@0.5"], step)
     progress.close()
     writer.close()
     listener.eval()
@@ -334,7 +335,7 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
                "metrics": {data.split: {**selection_accuracy(listener, train),
                                         "skipped": train.skipped}}}
     if held_out is not None:
-        summary["metrics"][data.eval_split] = {**selection_accuracy(listener, held_out),
-                                               "skipped": held_out.skipped}
+        # The last epoch's scores are the final weights' scores.
+        summary["metrics"][data.eval_split] = {**held_out_metrics, "skipped": held_out.skipped}
     (out_dir / SUMMARY_JSON).write_text(json.dumps(summary, indent=1) + "\n")
     return summary
