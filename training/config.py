@@ -26,8 +26,8 @@ from training.errors import TrainingConfigError
 #: Annotation sources a dataset can draw examples from.
 SOURCES = ("scanqa", "sqa3d", "scanrefer", "multi3drefer", "scan2cap", "scene_caption")
 #: Parameter groups a stage can train (see :mod:`training.stages`).
-TRAINABLE_GROUPS = ("feature_lift", "position_embedding", "projector", "grounding_head", "lora",
-                    "llm")
+TRAINABLE_GROUPS = ("feature_lift", "position_embedding", "projector", "object_tokens",
+                    "grounding_head", "lora", "llm")
 
 
 @dataclass

@@ -78,7 +78,8 @@ class OfflineEvaluator:
         answer = self.model.answer(self._snapshots[sample.scene_id], sample.question,
                                    task=sample.task, prompt_points=points,
                                    situation=sample.situation,
-                                   max_new_tokens=self.max_new_tokens)
+                                   max_new_tokens=self.max_new_tokens,
+                                   grounder=self._grounder(sample.scene_id))
         if self.refine:
             answer = self._refined(answer, sample)
         run.predictions.append({"task": sample.source, "id": sample.sample_id,
@@ -87,14 +88,18 @@ class OfflineEvaluator:
                                 "boxes": _boxes(answer).round(4).tolist()})
         return answer
 
+    def _grounder(self, scene_id: str) -> SnapshotGrounder:
+        """One grounder per scene: its segments serve the object tokens and the grounding."""
+        if scene_id not in self._grounders:
+            self._grounders[scene_id] = SnapshotGrounder(self._snapshots[scene_id])
+        return self._grounders[scene_id]
+
     def _refined(self, answer: Answer, sample: examples.InstructionSample) -> Answer:
         """The answer with each box grounded on the fused surface (InferenceEngine's step)."""
         snapshot = self._snapshots[sample.scene_id]
         if not answer.objects or not len(snapshot.points):
             return answer
-        if sample.scene_id not in self._grounders:
-            self._grounders[sample.scene_id] = SnapshotGrounder(snapshot)
-        grounded = ground_answer(self.model, self._grounders[sample.scene_id], answer.objects,
+        grounded = ground_answer(self.model, self._grounder(sample.scene_id), answer.objects,
                                  question=sample.question, task=sample.task)
         objects = [dataclasses.replace(obj, label=label, center=geometry.center,
                                        size=geometry.size)

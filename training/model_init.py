@@ -13,7 +13,8 @@ from training.errors import TrainingConfigError
 logger = logging.getLogger(__name__)
 
 _TINY_KEYS = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "vocab_size",
-              "scene_dim", "grounding_dim", "chat_template", "patch_encoder", "token_classes")
+              "scene_dim", "grounding_dim", "chat_template", "patch_encoder", "token_classes",
+              "object_tokens")
 
 
 def build_model(config: TrainConfig, corpus: Iterable[str], *,
@@ -59,7 +60,10 @@ def _from_hf_llm(config: TrainConfig, device: str) -> SceneLlm:
             **config.model.scene_config, "patch_encoder": spec,
             "feature_dim": encoder.feature_dim,
             "llm_hidden_size": int(llm.config.get_text_config().hidden_size),
-            "llm_path": str(config.model.llm_path)})
+            "llm_path": str(config.model.llm_path),
+            # Object tokens carry the classes of the semantic map this encoder's patches give.
+            "object_classes": (list(encoder.class_names)
+                               if config.model.scene_config.get("object_tokens") else [])})
     except (TypeError, ValueError) as exc:
         raise TrainingConfigError(f"model.scene_config: {exc}") from exc
     return SceneLlm(scene_config, llm, tokenizer, encoder)

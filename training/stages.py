@@ -5,6 +5,8 @@ Groups (``stage.trainable``):
 - ``feature_lift``: the scene encoder's feature norm and lift (patch features -> scene width).
 - ``position_embedding``: the 3D Fourier position embedding and the prompt-point type vector.
 - ``projector``: the two-layer MLP into the LLM's hidden size.
+- ``object_tokens``: the object tokens' feature lift and type vector (models with object
+  tokens).
 - ``grounding_head``: matching, box and label heads.
 - ``lora``: LoRA adapters on the LLM (added if the LLM has none yet).
 - ``llm``: every LLM weight (full fine-tuning; only sensible for small LLMs).
@@ -29,6 +31,7 @@ _GROUP_PREFIXES = {
     "position_embedding": ("scene_encoder.position_embedding.",
                            "scene_encoder.point_type_embedding"),
     "projector": ("scene_encoder.projector.",),
+    "object_tokens": ("scene_encoder.object_lift.", "scene_encoder.object_type_embedding"),
     "grounding_head": ("grounding_head.",),
     "llm": ("llm.",),
 }

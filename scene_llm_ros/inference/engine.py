@@ -246,7 +246,8 @@ class InferenceEngine:
                 prompt_points=request.prompt_points,
                 max_new_tokens=request.max_new_tokens or self.config.max_new_tokens,
                 num_beams=self.config.num_beams, on_token=on_token,
-                should_stop=lambda: job.cancel.is_set() or time.monotonic() > deadline)
+                should_stop=lambda: job.cancel.is_set() or time.monotonic() > deadline,
+                grounder=self._grounder_for(snapshot))
         except EmptySceneError as exc:
             return AskOutcome.failure(ErrorCode.NO_SCENE, str(exc))
         except SceneFeatureError as exc:
@@ -279,17 +280,21 @@ class InferenceEngine:
         outcome.message = f"{len(outcome.objects)} objects grounded"
         return outcome
 
+    def _grounder_for(self, snapshot: SceneSnapshot) -> SnapshotGrounder:
+        """The snapshot's grounder: floor and segments are computed once per snapshot, for the
+        model's object tokens and for grounding its answers."""
+        if self._grounder is None or self._grounder.snapshot is not snapshot:
+            self._grounder = SnapshotGrounder(snapshot)
+        return self._grounder
+
     def _ground(self, snapshot: SceneSnapshot, objects: list[GroundedObject],
                 request: AskRequest) -> list[ObjectResult]:
         """Ground each predicted box on the fused surface; cut its 3D points and 2D mask."""
         if len(snapshot.points) == 0:
             return [ObjectResult(str(i), o.label, o.score, o.center, o.size)
                     for i, o in enumerate(objects)]
-        if self._grounder is None or self._grounder.snapshot is not snapshot:
-            # Floor and segments are computed once per snapshot.
-            self._grounder = SnapshotGrounder(snapshot)
         results = []
-        grounded = ground_answer(self._model, self._grounder, objects,
+        grounded = ground_answer(self._model, self._grounder_for(snapshot), objects,
                                  question=request.question, task=request.task)
         for i, (obj, (label, geometry)) in enumerate(zip(objects, grounded, strict=True)):
             object_points = snapshot.points[geometry.indices]

@@ -47,6 +47,11 @@ class SceneLlmConfig:
     :ivar scene_tokens: the fusion settings of the scene tokens the model was trained on
         (``patch_voxel_size_m``, ``max_patch_tokens``); fusion nodes feeding the model adopt
         them. Empty: any.
+    :ivar object_tokens: how many of the semantic map's largest class segments enter the
+        prompt as object tokens after the patch tokens (class, colour, size and place of each,
+        as Chat-Scene's object tokens); 0: none.
+    :ivar object_classes: the semantic map classes the object tokens' one-hot class is over
+        (the patch encoder's classes the model was trained with).
     """
 
     feature_dim: int = 128
@@ -66,6 +71,8 @@ class SceneLlmConfig:
     llm_path: str | None = None
     scene_tokens: dict = field(default_factory=dict)
     token_classes: bool = False
+    object_tokens: int = 0
+    object_classes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in ("feature_dim", "scene_dim", "llm_hidden_size", "position_frequencies",
@@ -90,6 +97,12 @@ class SceneLlmConfig:
                              f"{encoder_type!r}")
         if encoder_type == "hf" and not self.patch_encoder.get("path"):
             raise ValueError("patch_encoder of type 'hf' needs a 'path'")
+        if not isinstance(self.object_tokens, int) or self.object_tokens < 0:
+            raise ValueError(f"object_tokens must be an int >= 0, got {self.object_tokens!r}")
+        if self.object_tokens and (not self.object_classes
+                                   or len(set(self.object_classes)) != len(self.object_classes)):
+            raise ValueError(f"object tokens need object_classes without duplicates, got "
+                             f"{self.object_classes}")
         unknown = sorted(set(self.scene_tokens) - set(SCENE_TOKEN_SETTINGS))
         if unknown:
             raise ValueError(f"scene_tokens may only set {list(SCENE_TOKEN_SETTINGS)}, got "

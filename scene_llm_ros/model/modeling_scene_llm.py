@@ -23,9 +23,14 @@ from torch import nn
 from scene_llm_ros.embedded import resolve_model_path
 from scene_llm_ros.fusion.encoders import BuiltinPatchEncoder, PatchEncoder, encoder_from_spec
 from scene_llm_ros.fusion.snapshot import SceneSnapshot
+from scene_llm_ros.grounding.snapshot_grounder import SnapshotGrounder
 from scene_llm_ros.model import checkpoint, llm_loading
 from scene_llm_ros.model.configuration_scene_llm import SceneLlmConfig
-from scene_llm_ros.model.errors import CheckpointMismatchError, UnsupportedOperationError
+from scene_llm_ros.model.errors import (
+    CheckpointMismatchError,
+    SceneFeatureError,
+    UnsupportedOperationError,
+)
 from scene_llm_ros.model.generation import beam_decode, greedy_decode
 from scene_llm_ros.model.grounding import GroundingHead
 from scene_llm_ros.model.grounding_loss import GroundingLosses, grounding_loss
@@ -224,14 +229,31 @@ class SceneLlm(nn.Module):
                             dtype=torch.long, device=self.device)
 
     # -- scene prefix ------------------------------------------------------------------
+    def scene_embeddings(self, scene: SceneInputs) -> torch.Tensor:
+        """(K + S, H) input embeddings of a scene's patch and object tokens."""
+        return self.scene_encoder.scene_embeddings(scene, self._object_class_embeddings())
+
+    def _object_class_embeddings(self) -> torch.Tensor | None:
+        """(len(object_classes), H) mean input embedding of each object class's name, as it
+        appears inside a sentence (after a space); None without object tokens."""
+        if not self.config.object_tokens:
+            return None
+        embed = self.llm.get_input_embeddings()
+        names = [self.tokenizer(" " + name, add_special_tokens=False)["input_ids"]
+                 for name in self.config.object_classes]
+        return torch.stack([embed(torch.tensor(ids, device=self.device)).mean(dim=0)
+                            for ids in names])
+
     def _prefill_scene_prefix(self, scene: SceneInputs, prefix_ids: list[int]) -> ScenePrefix:
         ids, embeddings = self._embed_ids(prefix_ids)
-        scene_embeddings = self.scene_encoder.scene_embeddings(scene)
+        scene_embeddings = self.scene_embeddings(scene)
         embeddings = splice_embeddings(embeddings, ids, self.token_ids.scene, scene_embeddings)
         out = self._backbone()(inputs_embeds=embeddings, use_cache=True)
-        scene_hidden = out.last_hidden_state[0][ids[0] == self.token_ids.scene]
+        # The grounding head matches patch tokens only; object tokens inform the words.
+        patches = scene.num_patch_tokens
+        scene_hidden = out.last_hidden_state[0][ids[0] == self.token_ids.scene][:patches]
         return ScenePrefix(cache=out.past_key_values, scene_hidden=scene_hidden,
-                           length=len(prefix_ids), scene_inputs=scene_embeddings)
+                           length=len(prefix_ids), scene_inputs=scene_embeddings[:patches])
 
     def _scene_prefix(self, scene: SceneInputs, prompt: PromptIds, use_cache: bool
                       ) -> tuple[ScenePrefix, float, bool]:
@@ -262,7 +284,8 @@ class SceneLlm(nn.Module):
                on_text: Callable[[str], None] | None = None,
                on_token: Callable[[str, int], None] | None = None,
                should_stop: Callable[[], bool] | None = None,
-               use_prefix_cache: bool = True) -> Answer:
+               use_prefix_cache: bool = True,
+               grounder: SnapshotGrounder | None = None) -> Answer:
         """Answer a question about the scene, grounding the objects the answer refers to.
 
         Modules run in their current mode: :meth:`from_pretrained` returns an eval-mode model;
@@ -282,6 +305,8 @@ class SceneLlm(nn.Module):
             the number of tokens so far (``<ground>`` tokens add no text but are progress).
         :param should_stop: polled before every token; True cancels (``Answer.cancelled``).
         :param use_prefix_cache: reuse the KV cache of an unchanged scene prefix.
+        :param grounder: the snapshot's grounder, whose cached segments give the object tokens
+            (see :meth:`scene_inputs`); default a new one.
         :return: the :class:`~scene_llm_ros.model.outputs.Answer`.
         :raises EmptySceneError: when the snapshot has no tokens.
         :raises InvalidQuestionError, UnknownTaskError, InvalidPromptPointsError,
@@ -294,7 +319,7 @@ class SceneLlm(nn.Module):
             raise ValueError(f"max_new_tokens and num_beams must be >= 1, got {max_new_tokens} "
                              f"and {num_beams}")
         points = validate_prompt_points(prompt_points)
-        scene = prepare_scene_inputs(snapshot, self.config.feature_dim)
+        scene = self.scene_inputs(snapshot, grounder)
         prompt = build_prompt(self.tokenizer, question, num_scene_tokens=scene.num_tokens,
                               task=task, num_points=len(points), situation=situation,
                               system_prompt=self.config.system_prompt)
@@ -302,6 +327,28 @@ class SceneLlm(nn.Module):
         with self._lock, torch.inference_mode():
             return self._answer(scene, prompt, points, max_new_tokens, num_beams,
                                 (on_text, on_token), should_stop, use_prefix_cache)
+
+    def scene_inputs(self, snapshot: SceneSnapshot,
+                     grounder: SnapshotGrounder | None = None) -> SceneInputs:
+        """The snapshot's tokens for this model: its patch tokens and, when the model was
+        trained with object tokens, the ``config.object_tokens`` largest class segments of its
+        semantic map (none for a snapshot without one).
+
+        :param grounder: a :class:`SnapshotGrounder` of ``snapshot`` whose segments are
+            already computed; default a new one.
+        :raises EmptySceneError, SceneFeatureError: for an empty or malformed snapshot, or a
+            semantic map of other classes than the model's object classes.
+        """
+        objects = None
+        if self.config.object_tokens and snapshot.point_classes is not None:
+            if tuple(snapshot.class_names) != tuple(self.config.object_classes):
+                raise SceneFeatureError(
+                    f"the semantic map's classes {list(snapshot.class_names)} are not the "
+                    f"model's object classes {self.config.object_classes}")
+            if grounder is None or grounder.snapshot is not snapshot:
+                grounder = SnapshotGrounder(snapshot)
+            objects = grounder.segment_features(self.config.object_tokens)
+        return prepare_scene_inputs(snapshot, self.config.feature_dim, objects)
 
     def _check_context_length(self, length: int) -> None:
         """Fail clearly instead of deep inside the LLM when the sequence cannot fit."""
@@ -440,7 +487,7 @@ class SceneLlm(nn.Module):
         for b, item in enumerate(items):
             key = id(item.scene)
             if key not in scene_inputs:
-                scene_inputs[key] = self.scene_encoder.scene_embeddings(item.scene)
+                scene_inputs[key] = self.scene_embeddings(item.scene)
             row = splice_embeddings(embeddings[b], ids[b], self.token_ids.scene,
                                     scene_inputs[key])
             points = validate_prompt_points(item.prompt_points)
@@ -475,11 +522,13 @@ class SceneLlm(nn.Module):
             return SceneLlmLoss(total=language, language=language, grounding=None)
         targets = item.targets
         grounding = grounding_loss(
-            self.grounding_head, hidden[ground_mask], hidden[ids == self.token_ids.scene],
+            self.grounding_head, hidden[ground_mask],
+            hidden[ids == self.token_ids.scene][:item.scene.num_patch_tokens],
             item.scene.positions.to(self.device),
             torch.as_tensor(targets.centers, dtype=torch.float32, device=self.device),
             torch.as_tensor(targets.sizes, dtype=torch.float32, device=self.device),
-            self.label_indices(targets.labels), scene_inputs=scene_inputs,
+            self.label_indices(targets.labels),
+            scene_inputs=scene_inputs[:item.scene.num_patch_tokens],
             token_classes=self._token_class_targets(item.scene.positions, targets))
         return SceneLlmLoss(total=language + grounding_weight * grounding.total,
                             language=language, grounding=grounding)

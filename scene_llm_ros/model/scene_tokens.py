@@ -1,14 +1,16 @@
-"""Scene and prompt-point tokens: snapshot arrays to embeddings in the LLM's input space."""
+"""Scene, object and prompt-point tokens: snapshot arrays to embeddings in the LLM's input
+space."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
 from scene_llm_ros.fusion.snapshot import SceneSnapshot
+from scene_llm_ros.grounding.segment_features import SEGMENT_GEOMETRY_FEATURES, SegmentFeatures
 from scene_llm_ros.model.configuration_scene_llm import SceneLlmConfig
 from scene_llm_ros.model.errors import EmptySceneError, InvalidPromptPointsError, SceneFeatureError
 from scene_llm_ros.model.position_embedding import (
@@ -20,15 +22,20 @@ from scene_llm_ros.model.position_embedding import (
 
 @dataclass(frozen=True)
 class SceneInputs:
-    """A snapshot's tokens, validated and ready for the model.
+    """A snapshot's tokens, validated and ready for the model: K patch tokens, then S object
+    tokens.
 
-    :ivar positions: float32 (K, 3) token positions, scene frame, metres.
+    :ivar positions: float32 (K, 3) patch token positions, scene frame, metres.
     :ivar relative: float32 (K, 3) positions relative to ``origin``.
     :ivar features: float32 (K, C) patch features.
     :ivar origin: float64 (3,) :func:`scene_origin` of the snapshot's bounds.
     :ivar scene_version: the snapshot's version.
-    :ivar fingerprint: digest of positions and features, so two snapshots that share a version
-        number but not their content never share a cached prefix.
+    :ivar fingerprint: digest of positions and features (and object features), so two
+        snapshots that share a version number but not their content never share a cached
+        prefix.
+    :ivar object_features: float32 (S, F) object token features
+        (:attr:`~scene_llm_ros.grounding.segment_features.SegmentFeatures.objects`).
+    :ivar object_relative: float32 (S, 3) object centres relative to ``origin``.
     """
 
     positions: torch.Tensor
@@ -37,17 +44,26 @@ class SceneInputs:
     origin: np.ndarray
     scene_version: int
     fingerprint: str
+    object_features: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 0))
+    object_relative: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 3))
+
+    @property
+    def num_patch_tokens(self) -> int:
+        return len(self.positions)
 
     @property
     def num_tokens(self) -> int:
-        return len(self.positions)
+        """Patch plus object tokens (the ``<scene>`` placeholders of a prompt)."""
+        return len(self.positions) + len(self.object_features)
 
 
-def prepare_scene_inputs(snapshot: SceneSnapshot, feature_dim: int) -> SceneInputs:
+def prepare_scene_inputs(snapshot: SceneSnapshot, feature_dim: int,
+                         objects: SegmentFeatures | None = None) -> SceneInputs:
     """Validate a snapshot and convert its tokens to tensors.
 
     :param snapshot: the fused scene.
     :param feature_dim: channels the model expects.
+    :param objects: the snapshot's class segments that become object tokens; None: none.
     :raises EmptySceneError: when the snapshot has no tokens or no finite bounds.
     :raises SceneFeatureError: when shapes disagree or values are not finite.
     """
@@ -69,11 +85,21 @@ def prepare_scene_inputs(snapshot: SceneSnapshot, feature_dim: int) -> SceneInpu
     positions32 = positions.astype(np.float32)
     digest = hashlib.blake2b(positions32.tobytes(), digest_size=16)
     digest.update(features.tobytes())
+    object_features = np.zeros((0, 0), np.float32)
+    centers = np.zeros((0, 3), np.float32)
+    if objects is not None and len(objects.segments):
+        object_features = np.asarray(objects.objects, np.float32)
+        centers = np.array([segment.center for segment in objects.segments], np.float32)
+        if not (np.isfinite(object_features).all() and np.isfinite(centers).all()):
+            raise SceneFeatureError("object token features contain NaN or infinite values")
+        digest.update(object_features.tobytes())
     return SceneInputs(positions=torch.from_numpy(positions32),
                        relative=relative_positions(positions32, origin),
                        features=torch.from_numpy(features32), origin=origin,
                        scene_version=int(snapshot.scene_version),
-                       fingerprint=digest.hexdigest())
+                       fingerprint=digest.hexdigest(),
+                       object_features=torch.from_numpy(object_features),
+                       object_relative=relative_positions(centers, origin))
 
 
 def validate_prompt_points(prompt_points) -> np.ndarray:
@@ -100,6 +126,10 @@ class SceneTokenEncoder(nn.Module):
 
     Prompt points go through the same position embedding plus a learned "point" type vector
     and the same projector, so the LLM sees clicks in the coordinates of the scene tokens.
+    Object tokens (when ``config.object_tokens``) lift their class, colour and size features
+    with their own layer, add the position embedding of their centre and an "object" type
+    vector, share the projector too, and add the LLM's own embedding of their class's name
+    (``class_embeddings``), so the words of a question find the objects they name.
     """
 
     def __init__(self, config: SceneLlmConfig) -> None:
@@ -114,18 +144,43 @@ class SceneTokenEncoder(nn.Module):
         self.projector = nn.Sequential(nn.Linear(config.scene_dim, config.llm_hidden_size),
                                        nn.GELU(),
                                        nn.Linear(config.llm_hidden_size, config.llm_hidden_size))
+        self.object_lift: nn.Linear | None = None
+        if config.object_tokens:
+            self.object_feature_dim = len(config.object_classes) + SEGMENT_GEOMETRY_FEATURES
+            self.object_lift = nn.Linear(self.object_feature_dim, config.scene_dim)
+            self.object_type_embedding = nn.Parameter(torch.randn(config.scene_dim) * 0.02)
 
     @property
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
         weight = self.feature_lift.weight
         return weight.device, weight.dtype
 
-    def scene_embeddings(self, scene: SceneInputs) -> torch.Tensor:
-        """(K, llm_hidden_size) embeddings of the scene tokens."""
+    def scene_embeddings(self, scene: SceneInputs,
+                         class_embeddings: torch.Tensor | None = None) -> torch.Tensor:
+        """(K + S, llm_hidden_size) embeddings of the patch tokens, then the object tokens.
+
+        :param class_embeddings: (len(object_classes), llm_hidden_size) the LLM's embedding of
+            each object class's name, added to the object tokens of that class.
+        :raises SceneFeatureError: when the scene has object tokens this encoder cannot read.
+        """
         device, dtype = self._device_dtype
         features = self.feature_lift(self.feature_norm(scene.features.to(device, dtype)))
         tokens = features + self.position_embedding(scene.relative.to(device))
-        return self.projector(tokens)
+        if not len(scene.object_features):
+            return self.projector(tokens)
+        if self.object_lift is None or scene.object_features.shape[1] != self.object_feature_dim:
+            raise SceneFeatureError(f"object tokens of {scene.object_features.shape[1]} "
+                                    f"features do not fit this model (it reads "
+                                    f"{getattr(self, 'object_feature_dim', 0)})")
+        object_features = scene.object_features.to(device, dtype)
+        objects = self.projector(self.object_lift(object_features)
+                                 + self.position_embedding(scene.object_relative.to(device))
+                                 + self.object_type_embedding)
+        if class_embeddings is not None:
+            # The one-hot class columns select the class name's embedding.
+            one_hot = object_features[:, :len(class_embeddings)]
+            objects = objects + one_hot @ class_embeddings.to(dtype)
+        return torch.cat([self.projector(tokens), objects])
 
     def point_embeddings(self, points: np.ndarray, origin: np.ndarray) -> torch.Tensor:
         """(M, llm_hidden_size) embeddings of prompt points (float64 (M, 3), scene frame)."""

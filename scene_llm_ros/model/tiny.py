@@ -90,8 +90,8 @@ def build_tiny_scene_llm(corpus_texts: Iterable[str], *, hidden_size: int = 128,
                          num_layers: int = 2, num_heads: int = 4, intermediate_size: int = 256,
                          vocab_size: int = 1000, scene_dim: int = 128, grounding_dim: int = 128,
                          patch_encoder: dict | None = None, token_classes: bool = False,
-                         chat_template: bool = True, labels: list[str] | None = None,
-                         seed: int = 0) -> SceneLlm:
+                         object_tokens: int = 0, chat_template: bool = True,
+                         labels: list[str] | None = None, seed: int = 0) -> SceneLlm:
     """A complete tiny :class:`SceneLlm` with random weights.
 
     :param corpus_texts: text the tokenizer is trained on.
@@ -100,6 +100,8 @@ def build_tiny_scene_llm(corpus_texts: Iterable[str], *, hidden_size: int = 128,
         then travel inside the model's checkpoints), ``{"type": "hf", "path": DIR}`` a local
         vision tower.
     :param token_classes: see ``SceneLlmConfig.token_classes``.
+    :param object_tokens: see ``SceneLlmConfig.object_tokens``; their classes are the patch
+        encoder's (ValueError when it classifies nothing).
     :param labels: label vocabulary; default the ScanNet benchmark classes.
     :param seed: seeds the LLM and the scene-side modules.
     """
@@ -114,7 +116,10 @@ def build_tiny_scene_llm(corpus_texts: Iterable[str], *, hidden_size: int = 128,
     extra = {} if labels is None else {"labels": list(labels)}
     config = SceneLlmConfig(feature_dim=encoder.feature_dim, scene_dim=scene_dim,
                             llm_hidden_size=hidden_size, grounding_dim=grounding_dim,
-                            patch_encoder=spec, token_classes=token_classes, **extra)
+                            patch_encoder=spec, token_classes=token_classes,
+                            object_tokens=object_tokens,
+                            object_classes=list(encoder.class_names) if object_tokens else [],
+                            **extra)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         model = SceneLlm(config, llm, tokenizer, encoder)

@@ -1,6 +1,7 @@
 """Shared helpers of the test_model_* tests: a tiny model and synthetic snapshots."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -15,6 +16,9 @@ CORPUS = [
     "describe the object at the marked point. it is a white cabinet.",
     "i am sitting on the bed facing the door. what is on my left? a desk.",
 ] * 10
+#: Classes of :func:`two_chairs_snapshot`'s semantic map.
+CHAIR_CLASSES = ("chair", "door", "floor", "wall")
+COLOURS = {"red": (200, 30, 30), "blue": (30, 30, 200), "green": (30, 160, 30)}
 
 
 @functools.lru_cache(maxsize=2)
@@ -51,3 +55,24 @@ def force_token(model, token_id: int, boost: float = 1e4):
 
     return lm_head.register_forward_hook(add_bias)
 
+
+def two_chairs_snapshot() -> SceneSnapshot:
+    """A snapshot whose semantic map holds a floor, a red chair and a blue chair."""
+    step = 0.04
+    grid = np.arange(0.0, 4.0, step)
+    floor = np.stack(np.meshgrid(grid, grid, [0.0], indexing="ij"), axis=-1).reshape(-1, 3)
+    chairs, colours = [], []
+    for x, colour in ((1.0, COLOURS["red"]), (3.0, COLOURS["blue"])):
+        axes = [np.arange(x, x + 0.5, step), np.arange(1.0, 1.5, step),
+                np.arange(0.08, 0.9, step)]
+        chairs.append(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3))
+        colours.append(np.tile(colour, (len(chairs[-1]), 1)))
+    points = np.concatenate([floor, *chairs]).astype(np.float32)
+    colors = np.concatenate([np.full((len(floor), 3), 128), *colours]).astype(np.uint8)
+    classes = np.concatenate([np.full(len(floor), CHAIR_CLASSES.index("floor")),
+                              np.full(len(points) - len(floor), CHAIR_CLASSES.index("chair"))])
+    chair = CHAIR_CLASSES.index("chair")
+    return dataclasses.replace(make_snapshot(16), points=points, colors=colors,
+                               point_classes=classes.astype(np.int16),
+                               point_object_classes=np.full(len(points), chair, np.int16),
+                               class_names=CHAIR_CLASSES)

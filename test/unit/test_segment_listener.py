@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from model_testutil import make_snapshot, tiny_model
+from model_testutil import CHAIR_CLASSES as NAMES
+from model_testutil import COLOURS, tiny_model, two_chairs_snapshot
 
 from scene_llm_ros.errors import DataFormatError
 from scene_llm_ros.grounding import GroundingInputError, SnapshotGrounder
@@ -25,8 +26,6 @@ from scene_llm_ros.model.errors import CheckpointMismatchError
 from scene_llm_ros.model.outputs import GroundedObject
 from scene_llm_ros.model.segment_listener import SegmentListener, SegmentListenerConfig
 
-NAMES = ("chair", "door", "floor", "wall")
-COLOURS = {"red": (200, 30, 30), "blue": (30, 30, 200), "green": (30, 160, 30)}
 WORDS = ["<pad>", "the", "chair", "red", "blue", "green", "closest", "to", "door", "farthest",
          "from"]
 
@@ -190,32 +189,9 @@ def test_listener_checkpoints_round_trip_and_bad_ones_are_refused(tmp_path):
         SegmentListenerConfig(vocab_size=4, class_names=[])
 
 
-def _two_chairs_snapshot():
-    """A snapshot whose semantic map holds a floor, a red chair and a blue chair."""
-    step = 0.04
-    grid = np.arange(0.0, 4.0, step)
-    floor = np.stack(np.meshgrid(grid, grid, [0.0], indexing="ij"), axis=-1).reshape(-1, 3)
-    chairs, colours = [], []
-    for x, colour in ((1.0, COLOURS["red"]), (3.0, COLOURS["blue"])):
-        axes = [np.arange(x, x + 0.5, step), np.arange(1.0, 1.5, step),
-                np.arange(0.08, 0.9, step)]
-        chairs.append(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3))
-        colours.append(np.tile(colour, (len(chairs[-1]), 1)))
-    points = np.concatenate([floor, *chairs]).astype(np.float32)
-    colors = np.concatenate([np.full((len(floor), 3), 128), *colours]).astype(np.uint8)
-    classes = np.concatenate([np.full(len(floor), NAMES.index("floor")),
-                              np.full(len(points) - len(floor), NAMES.index("chair"))])
-    base = make_snapshot(16)
-    return dataclasses.replace(base, points=points, colors=colors,
-                               point_classes=classes.astype(np.int16),
-                               point_object_classes=np.full(len(points), NAMES.index("chair"),
-                                                            np.int16),
-                               class_names=NAMES)
-
-
 def test_answers_referring_to_one_object_take_the_listeners_segment(tmp_path):
     model = tiny_model()
-    snapshot = _two_chairs_snapshot()
+    snapshot = two_chairs_snapshot()
     grounder = SnapshotGrounder(snapshot)
     assert sorted(s.label for s in grounder.segments) == ["chair", "chair"]
     listener = SegmentListener(SegmentListenerConfig(vocab_size=len(model.tokenizer),

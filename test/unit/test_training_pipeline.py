@@ -105,11 +105,14 @@ def test_the_listener_trains_on_a_checkpoint_and_grounds_its_answers(workspace):
     classes = ["bed", "chair", "door", "floor", "table", "wall", "window"]
     encoder.set_classes(classes, nn.Linear(encoder.feature_dim, len(classes)))
     encoder.save_pretrained(root / "classifying_encoder")
+    # The LLM also reads the semantic map's segments as object tokens.
     llm = train(stage_config(
         data, root / "llm", sources={"scanrefer": 1.0}, per_source=1,
-        trainable=[*ALIGN, "grounding_head"], max_steps=1, cache_dir=cache,
-        model={**TINY_MODEL, "tiny": {**TINY_MODEL["tiny"], "patch_encoder": {
-            "type": "builtin", "path": str(root / "classifying_encoder")}}}))
+        trainable=[*ALIGN, "object_tokens", "grounding_head"], max_steps=1, cache_dir=cache,
+        model={**TINY_MODEL, "tiny": {**TINY_MODEL["tiny"], "object_tokens": 8,
+                                      "patch_encoder": {
+                                          "type": "builtin",
+                                          "path": str(root / "classifying_encoder")}}}))
     config = root / "listener.yaml"
     config.write_text(yaml.safe_dump({
         "seed": 0, "out_dir": str(root / "unused"), "log_every": 1,
@@ -127,6 +130,7 @@ def test_the_listener_trains_on_a_checkpoint_and_grounds_its_answers(workspace):
     assert train_metrics["acc@0.25"] >= 0.8 * train_metrics["best@0.25"], train_metrics
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     model = SceneLlm.from_pretrained(out / "final")
+    assert model.config.object_tokens == 8 and model.config.object_classes == classes
     assert model.segment_listener is not None
     assert model.segment_listener.config.class_names == classes
     assert read_training_json(out / "final") == read_training_json(llm.final_dir)
