@@ -1,7 +1,8 @@
 """Scene tokens fused once per scene by the node's own fusion code, cached on disk.
 
 A cache entry is one safetensors file ``<scene_id>-<key>.safetensors`` holding the snapshot's
-token positions, features, counts and bounds. The key hashes everything the tokens depend on:
+token positions, features, counts and bounds, its surface points with their colours, and their
+classes when the encoder classifies. The key hashes everything the tokens depend on:
 the patch encoder's ``identity`` (which includes its weights digest once trained), every
 :class:`~scene_llm_ros.fusion.config.FusionConfig` field, the frame selection, the scene's
 frame source (count and size of the exported frames or ``.sens``), the source code of the
@@ -38,8 +39,8 @@ from scene_llm_ros.fusion.snapshot import SceneSnapshot
 logger = logging.getLogger(__name__)
 
 #: Bump when the cached arrays or their meaning change.
-CACHE_FORMAT_VERSION = 2
-_TENSORS = ("positions", "features", "counts", "bounds_min", "bounds_max", "points",
+CACHE_FORMAT_VERSION = 3
+_TENSORS = ("positions", "features", "counts", "bounds_min", "bounds_max", "points", "colors",
             "voxel_size_m")
 # Present when the encoder classifies its patches (the classes are the encoder's).
 _POINT_CLASSES = ("point_classes", "point_object_classes")
@@ -134,16 +135,16 @@ def fuse_scene(scene_dir: str | Path, *, encoder: PatchEncoder, fusion: FusionCo
 
 def _snapshot_from_arrays(arrays: dict[str, np.ndarray], class_names: tuple[str, ...]
                           ) -> SceneSnapshot:
-    # Training reads tokens and bounds, offline evaluation also the surface points and their
-    # classes (to ground boxes as the inference node does); colours and the keyframe (masks)
-    # are not cached.
+    # Everything the model, the listener and grounding read, as the inference node has it:
+    # tokens, bounds, surface points with colours and classes; only the keyframe (2D masks)
+    # is not cached.
     points = arrays["points"]
     point_classes, point_object_classes = (arrays.get(name) for name in _POINT_CLASSES)
     return SceneSnapshot(positions=arrays["positions"], features=arrays["features"],
                          counts=arrays["counts"], total_tokens=len(arrays["positions"]),
                          scene_version=1, stamp_ns=0, scene_frame="map", keyframe=None,
                          bounds_min=arrays["bounds_min"], bounds_max=arrays["bounds_max"],
-                         points=points, colors=np.zeros((len(points), 3), np.uint8),
+                         points=points, colors=arrays["colors"],
                          voxel_size_m=float(arrays["voxel_size_m"]),
                          point_classes=point_classes, point_object_classes=point_object_classes,
                          class_names=class_names if point_classes is not None else ())

@@ -165,6 +165,10 @@ def test_scene_cache_hits_and_invalidates_on_encoder_and_fusion_changes(dataset,
     np.testing.assert_array_equal(again.positions, fused.positions)
     np.testing.assert_array_equal(again.features, fused.features)
     assert len(fused.positions) <= 48 and fused.features.shape[1] == encoder.feature_dim
+    # The surface keeps its colours (segment features read them, as on the robot).
+    np.testing.assert_array_equal(again.points, fused.points)
+    np.testing.assert_array_equal(again.colors, fused.colors)
+    assert fused.colors.shape == fused.points.shape and fused.colors.any()
 
     def key(**changes):
         values = {"encoder_identity": encoder.identity, "fusion": fusion, "frames": frames,
