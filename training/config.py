@@ -27,7 +27,7 @@ from training.errors import TrainingConfigError
 SOURCES = ("scanqa", "sqa3d", "scanrefer", "multi3drefer", "scan2cap", "scene_caption")
 #: Parameter groups a stage can train (see :mod:`training.stages`).
 TRAINABLE_GROUPS = ("feature_lift", "position_embedding", "projector", "object_tokens",
-                    "grounding_head", "lora", "llm")
+                    "referent_tokens", "grounding_head", "lora", "llm")
 
 
 @dataclass
@@ -94,6 +94,9 @@ class ModelInitConfig:
     :ivar quantization: None, ``4bit`` or ``8bit`` for ``init: hf`` (QLoRA with ``lora``).
     :ivar scene_config: ``SceneLlmConfig`` fields for ``init: hf`` (``scene_dim``, ...).
     :ivar max_new_tokens: answer length limit stored in the model config.
+    :ivar referent_tokens: give the loaded model this many referent tokens
+        (``SceneLlm.enable_referent_tokens``; needs a checkpoint with a segment listener);
+        0: keep the model's own setting.
     """
 
     init: str = "tiny"
@@ -103,8 +106,12 @@ class ModelInitConfig:
     quantization: str | None = None
     scene_config: dict[str, Any] = field(default_factory=dict)
     max_new_tokens: int | None = None
+    referent_tokens: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.referent_tokens, int) or self.referent_tokens < 0:
+            raise TrainingConfigError(f"model.referent_tokens must be an int >= 0, got "
+                                      f"{self.referent_tokens!r}")
         if self.init not in ("tiny", "checkpoint", "hf"):
             raise TrainingConfigError(f"model.init must be 'tiny', 'checkpoint' or 'hf', got "
                                       f"{self.init!r}")

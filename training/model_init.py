@@ -7,6 +7,7 @@ from pathlib import Path
 
 from scene_llm_ros.fusion.encoders import encoder_from_spec
 from scene_llm_ros.model import SceneLlm, SceneLlmConfig, build_tiny_scene_llm, llm_loading
+from scene_llm_ros.model.errors import UnsupportedOperationError
 from training.config import TrainConfig
 from training.errors import TrainingConfigError
 
@@ -45,6 +46,15 @@ def build_model(config: TrainConfig, corpus: Iterable[str], *,
             model._place_own_modules(model.llm.dtype)
     if config.model.max_new_tokens is not None:
         model.config.max_new_tokens = int(config.model.max_new_tokens)
+    wanted = config.model.referent_tokens
+    if wanted and model.config.referent_tokens != wanted:
+        if model.config.referent_tokens:
+            raise TrainingConfigError(f"model.referent_tokens is {wanted} but the model already "
+                                      f"has {model.config.referent_tokens}")
+        try:
+            model.enable_referent_tokens(wanted)
+        except UnsupportedOperationError as exc:
+            raise TrainingConfigError(f"model.referent_tokens: {exc}") from exc
     return model
 
 

@@ -7,6 +7,8 @@ Groups (``stage.trainable``):
 - ``projector``: the two-layer MLP into the LLM's hidden size.
 - ``object_tokens``: the object tokens' feature lift and type vector (models with object
   tokens).
+- ``referent_tokens``: the object feature lift and the referent tokens' rank and probability
+  vectors (models with referent tokens).
 - ``grounding_head``: matching, box and label heads.
 - ``lora``: LoRA adapters on the LLM (added if the LLM has none yet).
 - ``llm``: every LLM weight (full fine-tuning; only sensible for small LLMs).
@@ -32,6 +34,8 @@ _GROUP_PREFIXES = {
                            "scene_encoder.point_type_embedding"),
     "projector": ("scene_encoder.projector.",),
     "object_tokens": ("scene_encoder.object_lift.", "scene_encoder.object_type_embedding"),
+    "referent_tokens": ("scene_encoder.object_lift.", "scene_encoder.referent_rank_embedding",
+                        "scene_encoder.referent_probability_embedding"),
     "grounding_head": ("grounding_head.",),
     "llm": ("llm.",),
 }

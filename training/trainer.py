@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from scene_llm_ros.grounding.segment_features import SegmentFeatures
+from scene_llm_ros.grounding.snapshot_grounder import SnapshotGrounder
 from scene_llm_ros.model import LossInput, SceneInputs, SceneLlm
 from scene_llm_ros.model.configuration_scene_llm import SCENE_TOKEN_SETTINGS
 from training.checkpoints import (
@@ -89,8 +91,8 @@ class BatchLoss(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """(the mean loss to back-propagate, detached (B, 9) :func:`example_vector` rows)."""
         losses = self.model.compute_batch_loss(
-            [LossInput(s.scene, s.example, targets=s.targets, prompt_points=s.prompt_points)
-             for s in samples], grounding_weight=grounding_weight)
+            [LossInput(s.scene, s.example, targets=s.targets, prompt_points=s.prompt_points,
+                       referents=s.referents) for s in samples], grounding_weight=grounding_weight)
         total = torch.stack([loss.total for loss in losses]).mean()
         return total, torch.stack([example_vector(loss) for loss in losses])
 
@@ -166,11 +168,23 @@ class Trainer:
         for scene_id in scene_ids[self.dist.rank::self.dist.world_size]:
             cache.get(self.scenes.scene_dirs[scene_id])
         self.dist.barrier()
-        # With object tokens this segments every scene's semantic map (0.1-0.2 s a room).
-        self.scene_inputs: dict[str, SceneInputs] = {
-            sid: self.model.scene_inputs(cache.get(self.scenes.scene_dirs[sid]))
-            for sid in tqdm(scene_ids, desc="scene tokens", unit="scene",
-                            disable=not self.dist.is_main)}
+        # With object or referent tokens this segments every scene's semantic map (0.1-0.2 s
+        # a room).
+        self.scene_inputs: dict[str, SceneInputs] = {}
+        self.segments: dict[str, SegmentFeatures | None] = {}
+        for sid in tqdm(scene_ids, desc="scene tokens", unit="scene",
+                        disable=not self.dist.is_main):
+            grounder = SnapshotGrounder(cache.get(self.scenes.scene_dirs[sid]))
+            self.scene_inputs[sid] = self.model.scene_inputs(grounder.snapshot, grounder)
+            self.segments[sid] = self._listener_segments(grounder)
+
+    def _listener_segments(self, grounder: SnapshotGrounder) -> SegmentFeatures | None:
+        """What the segment listener reads of a scene, for referent tokens; None without."""
+        listener = self.model.segment_listener
+        if not self.model.config.referent_tokens or listener is None:
+            return None
+        return grounder.listener_segments(listener.config.class_names,
+                                          listener.config.max_segments)
 
     def _setup_optimizer(self) -> None:
         optim = self.config.optim
@@ -264,7 +278,8 @@ class Trainer:
         start = time.perf_counter()
         batch = [self.samples[i] for i in self.cursor.take(optim.examples_per_step)]
         encoded = [encode_sample(self.model, s, self.scene_inputs[s.scene_id],
-                                 self.scenes.objects(s.scene_id)) for s in batch]
+                                 self.scenes.objects(s.scene_id), self.segments[s.scene_id])
+                   for s in batch]
         # One backbone call per micro-batch; DDP all-reduces gradients on the last one only.
         size = optim.micro_batch_size or len(encoded)
         chunks = [encoded[i:i + size] for i in range(0, len(encoded), size)]

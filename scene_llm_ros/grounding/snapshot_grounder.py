@@ -86,6 +86,13 @@ class SnapshotGrounder:
                 self.snapshot.class_names, floor_z=self.floor_z, max_segments=max_segments)
         return self._features[max_segments]
 
+    def listener_segments(self, class_names, max_segments: int) -> SegmentFeatures | None:
+        """:meth:`segment_features` for a listener of ``class_names``; None when the
+        snapshot has no semantic map or one of other classes."""
+        if self.classes is None or tuple(class_names) != tuple(self.snapshot.class_names):
+            return None
+        return self.segment_features(max_segments)
+
     def ground(self, label: str, center: np.ndarray, size: np.ndarray) -> GroundedGeometry:
         """The object a predicted box of class ``label`` refers to.
 

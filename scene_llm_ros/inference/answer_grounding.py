@@ -27,11 +27,10 @@ def ground_answer(model: SceneLlm, grounder: SnapshotGrounder, objects: list[Gro
     (:meth:`SnapshotGrounder.ground`).
     """
     listener = model.segment_listener
-    if (listener is not None and task == LISTENER_TASK and len(objects) == 1
-            and grounder.classes is not None
-            and tuple(listener.config.class_names) == tuple(grounder.snapshot.class_names)):
-        features = grounder.segment_features(listener.config.max_segments)
-        if len(features.segments):
+    if listener is not None and task == LISTENER_TASK and len(objects) == 1:
+        features = grounder.listener_segments(listener.config.class_names,
+                                              listener.config.max_segments)
+        if features is not None and len(features.segments):
             scores = listener.scores(model.question_ids(question), features)
             segment = features.segments[int(np.argmax(scores))]
             return [(segment.label, grounder.ground_segment(segment))]

@@ -52,6 +52,9 @@ class SceneLlmConfig:
         as Chat-Scene's object tokens); 0: none.
     :ivar object_classes: the semantic map classes the object tokens' one-hot class is over
         (the patch encoder's classes the model was trained with).
+    :ivar referent_tokens: how many of the segments the segment listener scores highest for
+        the question follow it in the prompt as referent tokens (each an object token plus
+        its rank and the listener's probability); 0: none. Needs the segment listener.
     """
 
     feature_dim: int = 128
@@ -73,6 +76,7 @@ class SceneLlmConfig:
     token_classes: bool = False
     object_tokens: int = 0
     object_classes: list[str] = field(default_factory=list)
+    referent_tokens: int = 0
 
     def __post_init__(self) -> None:
         for name in ("feature_dim", "scene_dim", "llm_hidden_size", "position_frequencies",
@@ -97,12 +101,15 @@ class SceneLlmConfig:
                              f"{encoder_type!r}")
         if encoder_type == "hf" and not self.patch_encoder.get("path"):
             raise ValueError("patch_encoder of type 'hf' needs a 'path'")
-        if not isinstance(self.object_tokens, int) or self.object_tokens < 0:
-            raise ValueError(f"object_tokens must be an int >= 0, got {self.object_tokens!r}")
-        if self.object_tokens and (not self.object_classes
-                                   or len(set(self.object_classes)) != len(self.object_classes)):
-            raise ValueError(f"object tokens need object_classes without duplicates, got "
-                             f"{self.object_classes}")
+        for name in ("object_tokens", "referent_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if (self.object_tokens or self.referent_tokens) and (
+                not self.object_classes
+                or len(set(self.object_classes)) != len(self.object_classes)):
+            raise ValueError(f"object and referent tokens need object_classes without "
+                             f"duplicates, got {self.object_classes}")
         unknown = sorted(set(self.scene_tokens) - set(SCENE_TOKEN_SETTINGS))
         if unknown:
             raise ValueError(f"scene_tokens may only set {list(SCENE_TOKEN_SETTINGS)}, got "

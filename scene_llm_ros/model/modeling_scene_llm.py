@@ -23,6 +23,7 @@ from torch import nn
 from scene_llm_ros.embedded import resolve_model_path
 from scene_llm_ros.fusion.encoders import BuiltinPatchEncoder, PatchEncoder, encoder_from_spec
 from scene_llm_ros.fusion.snapshot import SceneSnapshot
+from scene_llm_ros.grounding.segment_features import SegmentFeatures
 from scene_llm_ros.grounding.snapshot_grounder import SnapshotGrounder
 from scene_llm_ros.model import checkpoint, llm_loading
 from scene_llm_ros.model.configuration_scene_llm import SceneLlmConfig
@@ -35,6 +36,7 @@ from scene_llm_ros.model.generation import beam_decode, greedy_decode
 from scene_llm_ros.model.grounding import GroundingHead
 from scene_llm_ros.model.grounding_loss import GroundingLosses, grounding_loss
 from scene_llm_ros.model.outputs import Answer, GroundedObject
+from scene_llm_ros.model.position_embedding import relative_positions
 from scene_llm_ros.model.prefix_cache import ScenePrefix, ScenePrefixCache, prefix_key
 from scene_llm_ros.model.processing_scene_llm import (
     GROUND_TOKEN,
@@ -48,6 +50,7 @@ from scene_llm_ros.model.processing_scene_llm import (
     stop_token_ids,
 )
 from scene_llm_ros.model.scene_tokens import (
+    ReferentInputs,
     SceneInputs,
     SceneTokenEncoder,
     prepare_scene_inputs,
@@ -89,12 +92,15 @@ class LossInput:
         build_training_example` with ``num_scene_tokens == scene.num_tokens``.
     :ivar targets: true boxes, one per ``<ground>`` token of the answer (None: no grounding).
     :ivar prompt_points: float (M, 3) points matching the example's ``<point>`` tokens.
+    :ivar referents: the segments matching the example's ``<referent>`` tokens
+        (:meth:`SceneLlm.referent_inputs`).
     """
 
     scene: SceneInputs
     example: TrainingExample
     targets: GroundingTargets | None = None
     prompt_points: np.ndarray | None = None
+    referents: ReferentInputs | None = None
 
 
 @dataclass
@@ -138,7 +144,7 @@ class SceneLlm(nn.Module):
         #: Embedding rows this model created by resizing (fresh random values that only a
         #: checkpoint with an external ``llm_path`` must carry itself, see save_pretrained).
         self.added_row_ids: list[int] = []
-        if add_special_tokens(tokenizer):
+        if add_special_tokens(tokenizer, referent=config.referent_tokens > 0):
             if llm_loading.is_quantized(llm):
                 raise UnsupportedOperationError("the quantized LLM's tokenizer lacks the "
                                                 "<scene>/<ground>/<point> tokens; add them to "
@@ -149,6 +155,7 @@ class SceneLlm(nn.Module):
             new_rows = llm.get_input_embeddings().weight.shape[0]
             special = special_token_ids(tokenizer)
             self.added_row_ids = sorted({special.scene, special.ground, special.point,
+                                         *([special.referent] if special.referent else []),
                                          *range(old_rows, new_rows)})
         self.config = config
         self.llm = llm
@@ -206,6 +213,102 @@ class SceneLlm(nn.Module):
                 f"tokens, this model's tokenizer has {len(self.tokenizer)}")
         self.segment_listener = listener
 
+    def enable_referent_tokens(self, count: int) -> None:
+        """Give the model ``count`` referent tokens (``config.referent_tokens``): the segments
+        its segment listener scores highest for a question follow the question in the prompt.
+
+        Adds the ``<referent>`` token (the listener's vocabulary grows with it, unused), the
+        object lift when the model has none, and rank and probability vectors; every existing
+        weight is kept.
+
+        :raises UnsupportedOperationError: without a segment listener, when referent tokens are
+            already enabled, or when the object tokens' classes are not the listener's.
+        """
+        listener = self.segment_listener
+        if listener is None:
+            raise UnsupportedOperationError("referent tokens need a segment listener")
+        if self.config.referent_tokens:
+            raise UnsupportedOperationError("the model already has referent tokens")
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        classes = list(listener.config.class_names)
+        if self.config.object_classes and self.config.object_classes != classes:
+            raise UnsupportedOperationError(
+                f"the object tokens' classes {self.config.object_classes} are not the segment "
+                f"listener's {classes}")
+        if add_special_tokens(self.tokenizer, referent=True):
+            if llm_loading.is_quantized(self.llm):
+                raise UnsupportedOperationError("cannot add the <referent> token to a "
+                                                "quantized LLM")
+            old_rows = self.llm.get_input_embeddings().weight.shape[0]
+            if len(self.tokenizer) > old_rows:
+                self.llm.resize_token_embeddings(len(self.tokenizer), pad_to_multiple_of=64)
+            referent = special_token_ids(self.tokenizer).referent
+            self.added_row_ids = sorted({*self.added_row_ids, referent,
+                                         *range(old_rows, self.llm.get_input_embeddings()
+                                                .weight.shape[0])})
+        self.token_ids = special_token_ids(self.tokenizer)
+        listener.extend_vocabulary(len(self.tokenizer))
+        self.config.object_classes = classes
+        self.config.referent_tokens = count
+        encoder = SceneTokenEncoder(self.config)
+        unexpected = encoder.load_state_dict(self.scene_encoder.state_dict(), strict=False)[1]
+        if unexpected:
+            raise CheckpointMismatchError(f"scene encoder tensors {unexpected} were lost")
+        self.scene_encoder = encoder
+        self._place_own_modules(self.llm.dtype)
+        self.clear_prefix_cache()
+
+    def referent_inputs(self, segments: SegmentFeatures | None, question: str,
+                        origin: np.ndarray) -> ReferentInputs:
+        """The ``config.referent_tokens`` segments the listener scores highest for a question.
+
+        :param segments: the scene's segments as the listener reads them
+            (``SnapshotGrounder.segment_features(listener.config.max_segments)``), None for a
+            scene without a semantic map; fewer segments than referent tokens are padded with
+            zeros.
+        :param origin: the scene's :func:`scene_origin`.
+        :raises UnsupportedOperationError: when the model has no referent tokens or listener.
+        """
+        count, listener = self.config.referent_tokens, self.segment_listener
+        if not count or listener is None:
+            raise UnsupportedOperationError("the model has no referent tokens or no segment "
+                                            "listener")
+        features = np.zeros((count, self.scene_encoder.object_feature_dim), np.float32)
+        centers = np.zeros((count, 3), np.float64)
+        probabilities = np.zeros(count, np.float32)
+        centers[:] = origin
+        if segments is not None and len(segments.segments):
+            log_probabilities = listener.scores(self.question_ids(question), segments)
+            best = np.argsort(-log_probabilities, kind="stable")[:count]
+            features[:len(best)] = segments.objects[best]
+            centers[:len(best)] = [segments.segments[i].center for i in best]
+            probabilities[:len(best)] = np.exp(log_probabilities[best])
+        return ReferentInputs(features=torch.from_numpy(features),
+                              relative=relative_positions(centers, origin),
+                              probabilities=torch.from_numpy(probabilities))
+
+    def _snapshot_referents(self, snapshot: SceneSnapshot, grounder: SnapshotGrounder | None,
+                            question: str, origin: np.ndarray) -> ReferentInputs | None:
+        """Referent inputs of a question about a snapshot; None for a model without them.
+        A snapshot without a semantic map of the listener's classes gives only padding."""
+        if not self.config.referent_tokens:
+            return None
+        if grounder is None or grounder.snapshot is not snapshot:
+            grounder = SnapshotGrounder(snapshot)
+        listener = self.segment_listener
+        segments = None if listener is None else grounder.listener_segments(
+            listener.config.class_names, listener.config.max_segments)
+        return self.referent_inputs(segments, question, origin)
+
+    def train(self, mode: bool = True) -> SceneLlm:
+        """Set the training mode; the segment listener (trained by its own stage) always
+        scores in eval mode, so referent tokens do not depend on dropout."""
+        super().train(mode)
+        if self.segment_listener is not None:
+            self.segment_listener.eval()
+        return self
+
     def clear_prefix_cache(self) -> None:
         """Forget cached scene prefixes (required after any weight change)."""
         self.prefix_cache.clear()
@@ -236,7 +339,7 @@ class SceneLlm(nn.Module):
     def _object_class_embeddings(self) -> torch.Tensor | None:
         """(len(object_classes), H) mean input embedding of each object class's name, as it
         appears inside a sentence (after a space); None without object tokens."""
-        if not self.config.object_tokens:
+        if not (self.config.object_tokens or self.config.referent_tokens):
             return None
         embed = self.llm.get_input_embeddings()
         names = [self.tokenizer(" " + name, add_special_tokens=False)["input_ids"]
@@ -272,10 +375,25 @@ class SceneLlm(nn.Module):
         return entry, elapsed, False
 
     def _suffix_embeddings(self, suffix_ids: list[int], points: np.ndarray,
-                           origin: np.ndarray) -> torch.Tensor:
+                           origin: np.ndarray, referents: ReferentInputs | None
+                           ) -> torch.Tensor:
         ids, embeddings = self._embed_ids(suffix_ids)
-        point_embeddings = self.scene_encoder.point_embeddings(points, origin)
-        return splice_embeddings(embeddings, ids, self.token_ids.point, point_embeddings)
+        return self._splice_prompt_objects(embeddings[0], ids[0], points, origin,
+                                           referents)[None]
+
+    def _splice_prompt_objects(self, embeddings: torch.Tensor, ids: torch.Tensor,
+                               points: np.ndarray, origin: np.ndarray,
+                               referents: ReferentInputs | None) -> torch.Tensor:
+        """(T, H) embeddings with the ``<point>`` and ``<referent>`` positions filled."""
+        embeddings = splice_embeddings(embeddings, ids, self.token_ids.point,
+                                       self.scene_encoder.point_embeddings(points, origin))
+        if referents is None:
+            if self.token_ids.referent is not None and bool((ids == self.token_ids.referent).any()):
+                raise ValueError("the prompt has <referent> tokens but no referents were given")
+            return embeddings
+        return splice_embeddings(embeddings, ids, self.token_ids.referent,
+                                 self.scene_encoder.referent_embeddings(
+                                     referents, self._object_class_embeddings()))
 
     # -- inference ---------------------------------------------------------------------
     def answer(self, snapshot: SceneSnapshot, question: str, *, task: str = "",
@@ -322,10 +440,12 @@ class SceneLlm(nn.Module):
         scene = self.scene_inputs(snapshot, grounder)
         prompt = build_prompt(self.tokenizer, question, num_scene_tokens=scene.num_tokens,
                               task=task, num_points=len(points), situation=situation,
+                              num_referents=self.config.referent_tokens,
                               system_prompt=self.config.system_prompt)
         self._check_context_length(len(prompt.input_ids) + max_new_tokens)
         with self._lock, torch.inference_mode():
-            return self._answer(scene, prompt, points, max_new_tokens, num_beams,
+            referents = self._snapshot_referents(snapshot, grounder, question, scene.origin)
+            return self._answer(scene, prompt, (points, referents), max_new_tokens, num_beams,
                                 (on_text, on_token), should_stop, use_prefix_cache)
 
     def scene_inputs(self, snapshot: SceneSnapshot,
@@ -358,14 +478,16 @@ class SceneLlm(nn.Module):
                              f"context is {limit}; send fewer scene tokens or a shorter "
                              f"question")
 
-    def _answer(self, scene: SceneInputs, prompt: PromptIds, points: np.ndarray,
+    def _answer(self, scene: SceneInputs, prompt: PromptIds,
+                prompt_objects: tuple[np.ndarray, ReferentInputs | None],
                 max_new_tokens: int, num_beams: int, callbacks, should_stop,
                 use_prefix_cache: bool) -> Answer:
         on_text, on_token = callbacks
+        points, referents = prompt_objects
         start = time.perf_counter()
         prefix, prefix_ms, hit = self._scene_prefix(scene, prompt, use_prefix_cache)
         start_suffix = time.perf_counter()
-        suffix = self._suffix_embeddings(prompt.suffix_ids, points, scene.origin)
+        suffix = self._suffix_embeddings(prompt.suffix_ids, points, scene.origin, referents)
         encode_ms = _elapsed_ms(start) - prefix_ms
         streamed = [""]
 
@@ -490,10 +612,9 @@ class SceneLlm(nn.Module):
                 scene_inputs[key] = self.scene_embeddings(item.scene)
             row = splice_embeddings(embeddings[b], ids[b], self.token_ids.scene,
                                     scene_inputs[key])
-            points = validate_prompt_points(item.prompt_points)
-            rows.append(splice_embeddings(
-                row, ids[b], self.token_ids.point,
-                self.scene_encoder.point_embeddings(points, item.scene.origin)))
+            rows.append(self._splice_prompt_objects(
+                row, ids[b], validate_prompt_points(item.prompt_points), item.scene.origin,
+                item.referents))
         embeddings = torch.stack(rows)
         # A mask of all ones is the same as none; leaving it out keeps the fast causal path.
         attention_mask = None if min(lengths) == width else mask

@@ -30,6 +30,9 @@ SCENE_TOKEN = "<scene>"
 GROUND_TOKEN = "<ground>"
 POINT_TOKEN = "<point>"
 SPECIAL_TOKENS = (SCENE_TOKEN, GROUND_TOKEN, POINT_TOKEN)
+#: Placeholder of a referent token; only models with ``referent_tokens`` add it.
+REFERENT_TOKEN = "<referent>"
+RESERVED_TOKENS = (*SPECIAL_TOKENS, REFERENT_TOKEN)
 
 #: Task names: "" lets the model infer the task from the question (it is trained on a mix).
 TASKS = ("", "qa", "ground", "caption", "situated")
@@ -51,6 +54,8 @@ class SpecialTokenIds:
     scene: int
     ground: int
     point: int
+    #: None when the tokenizer has no ``<referent>`` token.
+    referent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,8 @@ class PromptIds:
     """A tokenized prompt, split where the shareable scene prefix ends.
 
     :ivar prefix_ids: system prompt, user-turn start and ``num_scene_tokens`` ``<scene>`` ids.
-    :ivar suffix_ids: instruction, ``<point>`` ids, question and assistant-turn start.
+    :ivar suffix_ids: instruction, ``<point>`` ids, question, ``<referent>`` ids and
+        assistant-turn start.
     """
 
     prefix_ids: list[int]
@@ -87,7 +93,7 @@ class TrainingExample:
 
 
 def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> SpecialTokenIds:
-    """Ids of ``<scene>``, ``<ground>``, ``<point>``.
+    """Ids of ``<scene>``, ``<ground>``, ``<point>`` and, when present, ``<referent>``.
 
     :raises ValueError: when the tokenizer lacks one of them (see :func:`add_special_tokens`).
     """
@@ -95,15 +101,18 @@ def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> SpecialTokenIds:
     missing = [token for token in SPECIAL_TOKENS if token not in vocab]
     if missing:
         raise ValueError(f"the tokenizer has no {missing} tokens; call add_special_tokens first")
-    return SpecialTokenIds(*(vocab[token] for token in SPECIAL_TOKENS))
+    return SpecialTokenIds(*(vocab[token] for token in SPECIAL_TOKENS),
+                           referent=vocab.get(REFERENT_TOKEN))
 
 
-def add_special_tokens(tokenizer: PreTrainedTokenizerBase) -> int:
+def add_special_tokens(tokenizer: PreTrainedTokenizerBase, *, referent: bool = False) -> int:
     """Add the model's tokens as special tokens (so decoding can skip them).
 
+    :param referent: also add ``<referent>`` (models with referent tokens).
     :return: how many tokens were new.
     """
-    return tokenizer.add_tokens(list(SPECIAL_TOKENS), special_tokens=True)
+    tokens = [*SPECIAL_TOKENS, REFERENT_TOKEN] if referent else list(SPECIAL_TOKENS)
+    return tokenizer.add_tokens(tokens, special_tokens=True)
 
 
 def stop_token_ids(tokenizer: PreTrainedTokenizerBase,
@@ -128,6 +137,7 @@ def answer_text(tokenizer: PreTrainedTokenizerBase, token_ids: list[int]) -> str
     """
     ground = special_token_ids(tokenizer).ground
     special = set(tokenizer.all_special_ids) | set(special_token_ids(tokenizer).__dict__.values())
+    special.discard(None)
     kept = [i for i in token_ids if i == ground or i not in special]
     text = tokenizer.decode(kept, skip_special_tokens=False)
     return re.sub(r"[ \t]*" + re.escape(GROUND_TOKEN), "", text).strip()
@@ -138,7 +148,7 @@ def _check_text(name: str, text, *, allow_points: bool) -> str:
         raise InvalidQuestionError(f"the {name} must be a string, got {type(text).__name__}")
     if not text.strip():
         raise InvalidQuestionError(f"the {name} is empty")
-    reserved = [t for t in SPECIAL_TOKENS if t in text and not (allow_points and t == POINT_TOKEN)]
+    reserved = [t for t in RESERVED_TOKENS if t in text and not (allow_points and t == POINT_TOKEN)]
     if reserved:
         raise InvalidQuestionError(f"the {name} contains the reserved tokens {reserved}: "
                                    f"{text!r}")
@@ -146,7 +156,7 @@ def _check_text(name: str, text, *, allow_points: bool) -> str:
 
 
 def user_message(question: str, *, task: str = "", num_points: int = 0,
-                 situation: str | None = None) -> str:
+                 situation: str | None = None, num_referents: int = 0) -> str:
     """The user turn's text with one ``<scene>`` placeholder first.
 
     :param question: the request; may place ``<point>`` placeholders itself, else one per
@@ -155,6 +165,8 @@ def user_message(question: str, *, task: str = "", num_points: int = 0,
     :param num_points: prompt points given with the question.
     :param situation: SQA3D situation text (task "situated"); when None the question is
         expected to state it.
+    :param num_referents: ``<referent>`` placeholders after the question, for the objects
+        the model's segment listener finds the question to mean.
     :raises UnknownTaskError: for a task not in :data:`TASKS`.
     :raises InvalidQuestionError: for an empty question/situation or one with reserved tokens.
     :raises InvalidPromptPointsError: when the question's ``<point>`` count is not
@@ -177,6 +189,8 @@ def user_message(question: str, *, task: str = "", num_points: int = 0,
         lines.append("Question: " + question)
     else:
         lines.append(question)
+    if num_referents:
+        lines.append("Referents: " + " ".join([REFERENT_TOKEN] * num_referents))
     return "\n".join(lines)
 
 
@@ -232,20 +246,21 @@ def _prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt_text: str,
 
 def build_prompt(tokenizer: PreTrainedTokenizerBase, question: str, *, num_scene_tokens: int,
                  task: str = "", num_points: int = 0, situation: str | None = None,
-                 system_prompt: str) -> PromptIds:
+                 num_referents: int = 0, system_prompt: str) -> PromptIds:
     """Tokenize the prompt for a question about a scene of ``num_scene_tokens`` tokens.
 
     :raises UnknownTaskError, InvalidQuestionError, InvalidPromptPointsError: see
         :func:`user_message`.
     """
-    user_text = user_message(question, task=task, num_points=num_points, situation=situation)
+    user_text = user_message(question, task=task, num_points=num_points, situation=situation,
+                             num_referents=num_referents)
     prompt_text, _ = _render(tokenizer, user_text, system_prompt, None)
     return _prompt_ids(tokenizer, prompt_text, num_scene_tokens)
 
 
 def build_training_example(tokenizer: PreTrainedTokenizerBase, question: str, answer: str, *,
                            num_scene_tokens: int, task: str = "", num_points: int = 0,
-                           situation: str | None = None,
+                           situation: str | None = None, num_referents: int = 0,
                            system_prompt: str) -> TrainingExample:
     """Prompt and target ids for teacher forcing, with the prompt masked out of the labels.
 
@@ -256,9 +271,10 @@ def build_training_example(tokenizer: PreTrainedTokenizerBase, question: str, an
     """
     if not isinstance(answer, str) or not answer.strip():
         raise InvalidQuestionError(f"the training answer is empty: {answer!r}")
-    if SCENE_TOKEN in answer or POINT_TOKEN in answer:
+    if any(token in answer for token in RESERVED_TOKENS if token != GROUND_TOKEN):
         raise InvalidQuestionError(f"the answer may only contain {GROUND_TOKEN}: {answer!r}")
-    user_text = user_message(question, task=task, num_points=num_points, situation=situation)
+    user_text = user_message(question, task=task, num_points=num_points, situation=situation,
+                             num_referents=num_referents)
     prompt_text, target_text = _render(tokenizer, user_text, system_prompt, answer.strip())
     prompt = _prompt_ids(tokenizer, prompt_text, num_scene_tokens)
     target = _encode(tokenizer, target_text)

@@ -57,6 +57,27 @@ class SceneInputs:
         return len(self.positions) + len(self.object_features)
 
 
+@dataclass(frozen=True)
+class ReferentInputs:
+    """The segments a segment listener finds a question to mean, best first.
+
+    :ivar features: float32 (R, F) object token features of the segments
+        (:attr:`~scene_llm_ros.grounding.segment_features.SegmentFeatures.objects`); all zero
+        where the scene has fewer than R segments.
+    :ivar relative: float32 (R, 3) segment centres relative to the scene's origin.
+    :ivar probabilities: float32 (R,) the listener's probability of each segment (0 for
+        padding).
+    """
+
+    features: torch.Tensor
+    relative: torch.Tensor
+    probabilities: torch.Tensor
+
+    @property
+    def count(self) -> int:
+        return len(self.features)
+
+
 def prepare_scene_inputs(snapshot: SceneSnapshot, feature_dim: int,
                          objects: SegmentFeatures | None = None) -> SceneInputs:
     """Validate a snapshot and convert its tokens to tensors.
@@ -129,7 +150,9 @@ class SceneTokenEncoder(nn.Module):
     Object tokens (when ``config.object_tokens``) lift their class, colour and size features
     with their own layer, add the position embedding of their centre and an "object" type
     vector, share the projector too, and add the LLM's own embedding of their class's name
-    (``class_embeddings``), so the words of a question find the objects they name.
+    (``class_embeddings``), so the words of a question find the objects they name. Referent
+    tokens (when ``config.referent_tokens``) are object tokens with a vector for their rank
+    instead of the type vector, plus a vector scaled by the listener's probability.
     """
 
     def __init__(self, config: SceneLlmConfig) -> None:
@@ -145,10 +168,17 @@ class SceneTokenEncoder(nn.Module):
                                        nn.GELU(),
                                        nn.Linear(config.llm_hidden_size, config.llm_hidden_size))
         self.object_lift: nn.Linear | None = None
-        if config.object_tokens:
+        self.object_feature_dim = 0
+        if config.object_tokens or config.referent_tokens:
             self.object_feature_dim = len(config.object_classes) + SEGMENT_GEOMETRY_FEATURES
             self.object_lift = nn.Linear(self.object_feature_dim, config.scene_dim)
+        if config.object_tokens:
             self.object_type_embedding = nn.Parameter(torch.randn(config.scene_dim) * 0.02)
+        if config.referent_tokens:
+            self.referent_rank_embedding = nn.Parameter(
+                torch.randn(config.referent_tokens, config.scene_dim) * 0.02)
+            self.referent_probability_embedding = nn.Parameter(
+                torch.randn(config.scene_dim) * 0.02)
 
     @property
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
@@ -168,19 +198,46 @@ class SceneTokenEncoder(nn.Module):
         tokens = features + self.position_embedding(scene.relative.to(device))
         if not len(scene.object_features):
             return self.projector(tokens)
-        if self.object_lift is None or scene.object_features.shape[1] != self.object_feature_dim:
-            raise SceneFeatureError(f"object tokens of {scene.object_features.shape[1]} "
-                                    f"features do not fit this model (it reads "
-                                    f"{getattr(self, 'object_feature_dim', 0)})")
-        object_features = scene.object_features.to(device, dtype)
-        objects = self.projector(self.object_lift(object_features)
-                                 + self.position_embedding(scene.object_relative.to(device))
-                                 + self.object_type_embedding)
+        if not hasattr(self, "object_type_embedding"):
+            raise SceneFeatureError("this model reads no object tokens")
+        objects = self._object_embeddings(scene.object_features, scene.object_relative,
+                                          self.object_type_embedding, class_embeddings)
+        return torch.cat([self.projector(tokens), objects])
+
+    def referent_embeddings(self, referents: ReferentInputs,
+                            class_embeddings: torch.Tensor | None = None) -> torch.Tensor:
+        """(R, llm_hidden_size) embeddings of referent tokens, best first.
+
+        :raises SceneFeatureError: when this encoder reads no (or fewer) referent tokens.
+        """
+        readable = len(getattr(self, "referent_rank_embedding", ()))
+        if referents.count > readable:
+            raise SceneFeatureError(f"{referents.count} referent tokens do not fit this model "
+                                    f"(it reads {readable})")
+        device, dtype = self._device_dtype
+        extra = (self.referent_rank_embedding[:referents.count]
+                 + referents.probabilities.to(device, dtype)[:, None]
+                 * self.referent_probability_embedding)
+        return self._object_embeddings(referents.features, referents.relative, extra,
+                                       class_embeddings)
+
+    def _object_embeddings(self, features: torch.Tensor, relative: torch.Tensor,
+                           extra: torch.Tensor, class_embeddings: torch.Tensor | None
+                           ) -> torch.Tensor:
+        """Object or referent tokens: lifted segment features, centre position and ``extra``
+        through the projector, plus the embedding of the class name."""
+        if self.object_lift is None or features.shape[1] != self.object_feature_dim:
+            raise SceneFeatureError(f"object tokens of {features.shape[1]} features do not "
+                                    f"fit this model (it reads {self.object_feature_dim})")
+        device, dtype = self._device_dtype
+        features = features.to(device, dtype)
+        objects = self.projector(self.object_lift(features)
+                                 + self.position_embedding(relative.to(device)) + extra)
         if class_embeddings is not None:
             # The one-hot class columns select the class name's embedding.
-            one_hot = object_features[:, :len(class_embeddings)]
+            one_hot = features[:, :len(class_embeddings)]
             objects = objects + one_hot @ class_embeddings.to(dtype)
-        return torch.cat([self.projector(tokens), objects])
+        return objects
 
     def point_embeddings(self, points: np.ndarray, origin: np.ndarray) -> torch.Tensor:
         """(M, llm_hidden_size) embeddings of prompt points (float64 (M, 3), scene frame)."""

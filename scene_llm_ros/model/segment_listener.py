@@ -152,6 +152,21 @@ class SegmentListener(nn.Module):
             state = state + (weights[..., None] * self.message[k](hidden)).sum(dim=2)
         return self.score(state).squeeze(-1).masked_fill(~segment_mask, -1e9)
 
+    def extend_vocabulary(self, vocab_size: int) -> None:
+        """Grow the word table to ``vocab_size`` ids (the model's tokenizer gained special
+        tokens, which never occur in question text); the new rows are zeros."""
+        old = self.word.weight
+        if vocab_size < len(old):
+            raise ValueError(f"cannot shrink the vocabulary from {len(old)} to {vocab_size}")
+        if vocab_size == len(old):
+            return
+        word = nn.Embedding(vocab_size, old.shape[1], device=old.device, dtype=old.dtype)
+        with torch.no_grad():
+            word.weight.zero_()
+            word.weight[:len(old)] = old
+        self.word = word
+        self.config.vocab_size = vocab_size
+
     @torch.inference_mode()
     def scores(self, question_ids: list[int], features: SegmentFeatures) -> np.ndarray:
         """float (S,) log-probabilities that each described segment is the one meant."""

@@ -142,6 +142,28 @@ def test_the_listener_trains_on_a_checkpoint_and_grounds_its_answers(workspace):
     with pytest.raises(TrainingConfigError, match="unknown keys"):
         load_listener_config(_written(root / "bad.yaml", {"listener": {"width": 3}}))
 
+    # A later stage gives the model referent tokens, which the listener fills.
+    referents = train(stage_config(
+        data, root / "referents", sources={"scanqa": 1.0}, per_source=2,
+        trainable=["referent_tokens", "llm"], max_steps=2, lr=1e-3, cache_dir=cache,
+        model={"init": "checkpoint", "checkpoint": str(out / "final"), "referent_tokens": 3}))
+    assert all(math.isfinite(v) for v in referents.losses), referents.losses
+    tuned = SceneLlm.from_pretrained(referents.final_dir)
+    assert tuned.config.referent_tokens == 3 and tuned.segment_listener is not None
+    assert tuned.segment_listener.config.vocab_size == len(tuned.tokenizer)
+    before = _tensors(out / "final")["scene_encoder.object_lift.weight"]
+    assert not torch.equal(before, _tensors(referents.final_dir)[
+        "scene_encoder.object_lift.weight"])
+    assert cli_main(["eval-offline", "--checkpoint", str(referents.final_dir), "--data",
+                     str(data), "--split", "test", "--out", str(root / "referent_eval"),
+                     "--limit", "2", "--no-meteor", "--max-new-tokens", "6", "--cache-dir",
+                     str(cache), "--tasks", "scanqa"]) == 0
+    with pytest.raises(TrainingConfigError, match="segment listener"):
+        train(stage_config(data, root / "no_listener", sources={"scanqa": 1.0}, per_source=1,
+                           trainable=["referent_tokens"], max_steps=1, cache_dir=cache,
+                           model={"init": "checkpoint", "checkpoint": str(llm.final_dir),
+                                  "referent_tokens": 3}))
+
 
 def _written(path, values: dict):
     path.write_text(yaml.safe_dump(values))
