@@ -8,7 +8,7 @@ import numpy as np
 from scene_llm_ros.grounding.segment_features import SegmentFeatures
 from scene_llm_ros.model import GroundingTargets, SceneInputs, SceneLlm, build_training_example
 from scene_llm_ros.model.processing_scene_llm import TrainingExample
-from scene_llm_ros.model.scene_tokens import ReferentInputs
+from scene_llm_ros.model.referents import ReferentInputs
 from training.examples import InstructionSample, Objects
 from training.objects import ObjectBox
 

@@ -36,7 +36,6 @@ from scene_llm_ros.model.generation import beam_decode, greedy_decode
 from scene_llm_ros.model.grounding import GroundingHead
 from scene_llm_ros.model.grounding_loss import GroundingLosses, grounding_loss
 from scene_llm_ros.model.outputs import Answer, GroundedObject
-from scene_llm_ros.model.position_embedding import relative_positions
 from scene_llm_ros.model.prefix_cache import ScenePrefix, ScenePrefixCache, prefix_key
 from scene_llm_ros.model.processing_scene_llm import (
     GROUND_TOKEN,
@@ -49,8 +48,8 @@ from scene_llm_ros.model.processing_scene_llm import (
     special_token_ids,
     stop_token_ids,
 )
+from scene_llm_ros.model.referents import ReferentInputs, pick_referents
 from scene_llm_ros.model.scene_tokens import (
-    ReferentInputs,
     SceneInputs,
     SceneTokenEncoder,
     prepare_scene_inputs,
@@ -264,9 +263,8 @@ class SceneLlm(nn.Module):
         """The ``config.referent_tokens`` segments the listener scores highest for a question.
 
         :param segments: the scene's segments as the listener reads them
-            (``SnapshotGrounder.segment_features(listener.config.max_segments)``), None for a
-            scene without a semantic map; fewer segments than referent tokens are padded with
-            zeros.
+            (``SnapshotGrounder.listener_segments``), None for a scene without a semantic map;
+            fewer segments than referent tokens are padded with zeros.
         :param origin: the scene's :func:`scene_origin`.
         :raises UnsupportedOperationError: when the model has no referent tokens or listener.
         """
@@ -274,19 +272,8 @@ class SceneLlm(nn.Module):
         if not count or listener is None:
             raise UnsupportedOperationError("the model has no referent tokens or no segment "
                                             "listener")
-        features = np.zeros((count, self.scene_encoder.object_feature_dim), np.float32)
-        centers = np.zeros((count, 3), np.float64)
-        probabilities = np.zeros(count, np.float32)
-        centers[:] = origin
-        if segments is not None and len(segments.segments):
-            log_probabilities = listener.scores(self.question_ids(question), segments)
-            best = np.argsort(-log_probabilities, kind="stable")[:count]
-            features[:len(best)] = segments.objects[best]
-            centers[:len(best)] = [segments.segments[i].center for i in best]
-            probabilities[:len(best)] = np.exp(log_probabilities[best])
-        return ReferentInputs(features=torch.from_numpy(features),
-                              relative=relative_positions(centers, origin),
-                              probabilities=torch.from_numpy(probabilities))
+        return pick_referents(listener, self.question_ids(question), segments, origin,
+                              count=count, feature_dim=self.scene_encoder.object_feature_dim)
 
     def _snapshot_referents(self, snapshot: SceneSnapshot, grounder: SnapshotGrounder | None,
                             question: str, origin: np.ndarray) -> ReferentInputs | None:
@@ -391,9 +378,10 @@ class SceneLlm(nn.Module):
             if self.token_ids.referent is not None and bool((ids == self.token_ids.referent).any()):
                 raise ValueError("the prompt has <referent> tokens but no referents were given")
             return embeddings
+        # Best last: the last prompt position predicts the answer's first token.
         return splice_embeddings(embeddings, ids, self.token_ids.referent,
                                  self.scene_encoder.referent_embeddings(
-                                     referents, self._object_class_embeddings()))
+                                     referents, self._object_class_embeddings()).flip(0))
 
     # -- inference ---------------------------------------------------------------------
     def answer(self, snapshot: SceneSnapshot, question: str, *, task: str = "",

@@ -2,8 +2,9 @@
 
 Layout (``prompt_format_version`` 1): the system prompt, the start of the user turn and the
 K scene tokens come first, so that prefix is the same for every question about a scene and its
-KV cache can be reused; then the task instruction, the prompt points, the question and the
-start of the assistant turn. A ``<scene>`` placeholder is expanded into K ``<scene>`` tokens
+KV cache can be reused; then the task instruction, the prompt points, the question, the
+start of the assistant turn and, for models with referent tokens, the ``<referent>``
+placeholders. A ``<scene>`` placeholder is expanded into K ``<scene>`` tokens
 here, like Llava's processor expands ``<image>``, so the sequence length never changes inside
 the model. With a chat template the tokenizer's own template renders the turns, otherwise the
 fixed plain template ``{system}\\n\\nUSER: {user}\\nASSISTANT:`` does.
@@ -156,7 +157,7 @@ def _check_text(name: str, text, *, allow_points: bool) -> str:
 
 
 def user_message(question: str, *, task: str = "", num_points: int = 0,
-                 situation: str | None = None, num_referents: int = 0) -> str:
+                 situation: str | None = None) -> str:
     """The user turn's text with one ``<scene>`` placeholder first.
 
     :param question: the request; may place ``<point>`` placeholders itself, else one per
@@ -165,8 +166,6 @@ def user_message(question: str, *, task: str = "", num_points: int = 0,
     :param num_points: prompt points given with the question.
     :param situation: SQA3D situation text (task "situated"); when None the question is
         expected to state it.
-    :param num_referents: ``<referent>`` placeholders after the question, for the objects
-        the model's segment listener finds the question to mean.
     :raises UnknownTaskError: for a task not in :data:`TASKS`.
     :raises InvalidQuestionError: for an empty question/situation or one with reserved tokens.
     :raises InvalidPromptPointsError: when the question's ``<point>`` count is not
@@ -189,8 +188,6 @@ def user_message(question: str, *, task: str = "", num_points: int = 0,
         lines.append("Question: " + question)
     else:
         lines.append(question)
-    if num_referents:
-        lines.append("Referents: " + " ".join([REFERENT_TOKEN] * num_referents))
     return "\n".join(lines)
 
 
@@ -249,13 +246,17 @@ def build_prompt(tokenizer: PreTrainedTokenizerBase, question: str, *, num_scene
                  num_referents: int = 0, system_prompt: str) -> PromptIds:
     """Tokenize the prompt for a question about a scene of ``num_scene_tokens`` tokens.
 
+    :param num_referents: ``<referent>`` placeholders at the very end, after the start of the
+        assistant turn, so the position that predicts the first answer token is one of the
+        objects the model's segment listener finds the question to mean.
+
     :raises UnknownTaskError, InvalidQuestionError, InvalidPromptPointsError: see
         :func:`user_message`.
     """
-    user_text = user_message(question, task=task, num_points=num_points, situation=situation,
-                             num_referents=num_referents)
+    user_text = user_message(question, task=task, num_points=num_points, situation=situation)
     prompt_text, _ = _render(tokenizer, user_text, system_prompt, None)
-    return _prompt_ids(tokenizer, prompt_text, num_scene_tokens)
+    return _prompt_ids(tokenizer, prompt_text + REFERENT_TOKEN * num_referents,
+                       num_scene_tokens)
 
 
 def build_training_example(tokenizer: PreTrainedTokenizerBase, question: str, answer: str, *,
@@ -273,10 +274,10 @@ def build_training_example(tokenizer: PreTrainedTokenizerBase, question: str, an
         raise InvalidQuestionError(f"the training answer is empty: {answer!r}")
     if any(token in answer for token in RESERVED_TOKENS if token != GROUND_TOKEN):
         raise InvalidQuestionError(f"the answer may only contain {GROUND_TOKEN}: {answer!r}")
-    user_text = user_message(question, task=task, num_points=num_points, situation=situation,
-                             num_referents=num_referents)
+    user_text = user_message(question, task=task, num_points=num_points, situation=situation)
     prompt_text, target_text = _render(tokenizer, user_text, system_prompt, answer.strip())
-    prompt = _prompt_ids(tokenizer, prompt_text, num_scene_tokens)
+    prompt = _prompt_ids(tokenizer, prompt_text + REFERENT_TOKEN * num_referents,
+                         num_scene_tokens)
     target = _encode(tokenizer, target_text)
     input_ids = torch.tensor(prompt.input_ids + target, dtype=torch.long)
     labels = input_ids.clone()

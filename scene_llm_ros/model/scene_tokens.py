@@ -18,6 +18,7 @@ from scene_llm_ros.model.position_embedding import (
     relative_positions,
     scene_origin,
 )
+from scene_llm_ros.model.referents import ReferentInputs
 
 
 @dataclass(frozen=True)
@@ -55,27 +56,6 @@ class SceneInputs:
     def num_tokens(self) -> int:
         """Patch plus object tokens (the ``<scene>`` placeholders of a prompt)."""
         return len(self.positions) + len(self.object_features)
-
-
-@dataclass(frozen=True)
-class ReferentInputs:
-    """The segments a segment listener finds a question to mean, best first.
-
-    :ivar features: float32 (R, F) object token features of the segments
-        (:attr:`~scene_llm_ros.grounding.segment_features.SegmentFeatures.objects`); all zero
-        where the scene has fewer than R segments.
-    :ivar relative: float32 (R, 3) segment centres relative to the scene's origin.
-    :ivar probabilities: float32 (R,) the listener's probability of each segment (0 for
-        padding).
-    """
-
-    features: torch.Tensor
-    relative: torch.Tensor
-    probabilities: torch.Tensor
-
-    @property
-    def count(self) -> int:
-        return len(self.features)
 
 
 def prepare_scene_inputs(snapshot: SceneSnapshot, feature_dim: int,

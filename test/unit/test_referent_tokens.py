@@ -12,7 +12,12 @@ from torch import nn
 
 from scene_llm_ros.fusion.encoders import BuiltinEncoderConfig, BuiltinPatchEncoder
 from scene_llm_ros.grounding import SnapshotGrounder
-from scene_llm_ros.model import SceneLlm, build_tiny_scene_llm, build_training_example
+from scene_llm_ros.model import (
+    SceneLlm,
+    build_prompt,
+    build_tiny_scene_llm,
+    build_training_example,
+)
 from scene_llm_ros.model.errors import InvalidQuestionError, UnsupportedOperationError
 from scene_llm_ros.model.modeling_scene_llm import LossInput
 from scene_llm_ros.model.processing_scene_llm import REFERENT_TOKEN, user_message
@@ -95,9 +100,12 @@ def test_referents_are_the_listeners_best_segments_and_padding(model):
     assert not bare.features.any() and not bare.probabilities.any()
 
 
-def test_the_prompt_places_referents_after_the_question_and_reserves_the_token():
-    text = user_message(QUESTION, task="qa", num_referents=2)
-    assert text.endswith(f"{QUESTION}\nReferents: {REFERENT_TOKEN} {REFERENT_TOKEN}")
+def test_the_prompt_ends_with_the_referents_and_reserves_their_token(model):
+    prompt = build_prompt(model.tokenizer, QUESTION, task="qa", num_scene_tokens=4,
+                          num_referents=REFERENTS, system_prompt=model.config.system_prompt)
+    plain = build_prompt(model.tokenizer, QUESTION, task="qa", num_scene_tokens=4,
+                         system_prompt=model.config.system_prompt)
+    assert prompt.suffix_ids == plain.suffix_ids + [model.token_ids.referent] * REFERENTS
     with pytest.raises(InvalidQuestionError, match="reserved"):
         user_message(f"what is {REFERENT_TOKEN}?")
 
