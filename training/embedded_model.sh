@@ -27,12 +27,16 @@ scene-llm train --config training/configs/embedded.yaml --data "$data" --out "$w
 OMP_NUM_THREADS=2 scene-llm train-listener --config training/configs/segment_listener.yaml \
     --checkpoint "$work/llm/final" --data "$data" --out "$work/listener"
 
+# More steps of the whole scene LLM on a mix weighted towards question answering.
+scene-llm train --config training/configs/qa_tuning.yaml --data "$data" --out "$work/qa" \
+    --init-from "$work/listener/final"
+
 # Held-out report (the numbers quoted in training/README.md).
-scene-llm eval-offline --checkpoint "$work/listener/final" --data "$data" --split test \
+scene-llm eval-offline --checkpoint "$work/qa/final" --data "$data" --split test \
     --out "$work/eval" --no-meteor
 
 rm -rf scene_llm_ros/embedded_model.new
-cp -r "$work/listener/final" scene_llm_ros/embedded_model.new
+cp -r "$work/qa/final" scene_llm_ros/embedded_model.new
 rm -rf scene_llm_ros/embedded_model.new/training_state
 rm -rf scene_llm_ros/embedded_model
 mv scene_llm_ros/embedded_model.new scene_llm_ros/embedded_model

@@ -5,10 +5,8 @@ scene's object segments are computed from the cached fused scene exactly as the 
 node computes them (:class:`~scene_llm_ros.grounding.SnapshotGrounder`), and the listener
 learns to pick the segment whose box overlaps the annotated box most (cross-entropy over the
 segments; items whose best segment overlaps less than ``min_target_iou`` teach nothing and
-are left out). A listener with ``none_option`` also learns zero-target Multi3DRefer
-descriptions ("the purple chair" in a room without one), whose answer is no segment. The
-LLM and everything else in the checkpoint stay as they are; the output is the same
-checkpoint with ``segment_listener/`` added::
+are left out). The LLM and everything else in the checkpoint stay as they are; the output
+is the same checkpoint with ``segment_listener/`` added::
 
     scene-llm train-listener --config training/configs/segment_listener.yaml \\
         --checkpoint runs/embedded/final --data data/synth300 --out runs/listener
@@ -54,9 +52,8 @@ logger = logging.getLogger(__name__)
 #: The checkpoint with the listener inside the run directory, and the run's summary.
 FINAL_DIR = "final"
 SUMMARY_JSON = "listener.json"
-# Multi3DRefer records of one target (with or without distractors of its class), and of none.
+# Multi3DRefer records of one target (with or without distractors of its class).
 _SINGLE_TARGET = ("st_w_d", "st_wo_d")
-_ZERO_TARGET = ("zt", "zt_w_d", "zt_wo_d")
 
 
 @dataclass
@@ -126,15 +123,12 @@ class ReferringItem:
     :ivar scene_id: the scene.
     :ivar phrasings: token ids of the question in each training phrasing (the listener's
         first ``max_question_tokens``); the first is how evaluation and users ask it.
-    :ivar ious: float (S,) IoU of each described segment's box with the true box; all zero
-        for a description of no object (``none``).
-    :ivar none: the description refers to no object of the scene.
+    :ivar ious: float (S,) IoU of each described segment's box with the true box.
     """
 
     scene_id: str
     phrasings: tuple[tuple[int, ...], ...]
     ious: np.ndarray
-    none: bool = False
 
 
 class ReferringData:
@@ -147,7 +141,7 @@ class ReferringData:
         self.skipped = 0
         #: The semantic map's classes (the segments' one-hot order).
         self.class_names: tuple[str, ...] = ()
-        records = _records(data, split, zero_target=shape.none_option)
+        records = _records(data, split)
         by_scene: dict[str, list] = {}
         for record in records:
             if record.scene_id in scenes.scene_dirs:
@@ -174,28 +168,24 @@ class ReferringData:
             samples = _phrasings(record, objects)
             if not samples:
                 continue
-            phrasings = tuple(tuple(model.question_ids(s.question)[:max_tokens])
-                              for s in samples)
-            if not samples[0].object_ids:
-                self.items.append(ReferringItem(scene_id, phrasings,
-                                                np.zeros(len(centers), np.float32), none=True))
-                continue
             target = objects[samples[0].object_ids[0]]
             ious = pairwise_box_iou(target.center[None], target.size[None], centers, sizes)[0]
             if ious.max() < min_iou:
                 self.skipped += 1
                 continue
-            self.items.append(ReferringItem(scene_id, phrasings, ious.astype(np.float32)))
+            self.items.append(ReferringItem(
+                scene_id, tuple(tuple(model.question_ids(s.question)[:max_tokens])
+                                for s in samples),
+                ious.astype(np.float32)))
 
 
-def _records(data: ListenerData, split: str, *, zero_target: bool) -> list:
+def _records(data: ListenerData, split: str) -> list:
     records = []
     if source_available(data.annotations_path, "scanrefer", split):
         records += read_source(data.annotations_path, "scanrefer", split)
     if data.multi3drefer and source_available(data.annotations_path, "multi3drefer", split):
         records += [r for r in read_source(data.annotations_path, "multi3drefer", split)
-                    if (r.eval_type in _SINGLE_TARGET and len(r.object_ids) == 1)
-                    or (zero_target and r.eval_type in _ZERO_TARGET and not r.object_ids)]
+                    if r.eval_type in _SINGLE_TARGET and len(r.object_ids) == 1]
     return records
 
 
@@ -217,8 +207,7 @@ def _phrasings(record, objects: dict) -> list[examples.InstructionSample]:
 
 def collate(items: list[ReferringItem], features: dict[str, SegmentFeatures],
             phrasing: list[int]) -> tuple[torch.Tensor, ...]:
-    """Padded (question ids, segments, pairs, segment mask, target IoUs, none flags) of a
-    batch."""
+    """Padded (question ids, segments, pairs, segment mask, target IoUs) of a batch."""
     count = max(len(features[item.scene_id].segments) for item in items)
     questions = [item.phrasings[k % len(item.phrasings)] for item, k in zip(items, phrasing,
                                                                             strict=True)]
@@ -229,7 +218,6 @@ def collate(items: list[ReferringItem], features: dict[str, SegmentFeatures],
     pairs = np.zeros((len(items), count, count, PAIR_FEATURES), np.float32)
     mask = np.zeros((len(items), count), bool)
     ious = np.zeros((len(items), count), np.float32)
-    none = np.array([item.none for item in items])
     for row, (item, question) in enumerate(zip(items, questions, strict=True)):
         scene = features[item.scene_id]
         n = len(scene.segments)
@@ -238,47 +226,31 @@ def collate(items: list[ReferringItem], features: dict[str, SegmentFeatures],
         pairs[row, :n, :n] = scene.pairs
         mask[row, :n] = True
         ious[row, :n] = item.ious
-    return tuple(torch.from_numpy(a) for a in (ids, segments, pairs, mask, ious, none))
-
-
-def targets(ious: torch.Tensor, none: torch.Tensor) -> torch.Tensor:
-    """int64 (B,) the column to learn: the best-overlapping segment, or for a description of
-    no object the "no segment" column after the ``ious.shape[1]`` segments."""
-    return torch.where(none, ious.shape[1], ious.argmax(dim=1))
+    return tuple(torch.from_numpy(a) for a in (ids, segments, pairs, mask, ious))
 
 
 @torch.no_grad()
 def selection_accuracy(listener: SegmentListener, data: ReferringData, *,
                        batch_size: int = 64) -> dict[str, float]:
     """How often the listener's pick overlaps the true box by 0.25 / 0.5 (segment boxes),
-    asked in the evaluation phrasing (picking no segment counts as wrong); ``best`` is the
-    same for the best segment. Descriptions of no object are scored apart: ``none_acc`` is
-    how often the listener picks no segment for them."""
+    asked in the evaluation phrasing; ``best`` is the same for the best segment."""
     listener.eval()
-    picked, best, none_right = [], [], []
+    picked, best = [], []
     for start in range(0, len(data.items), batch_size):
         chunk = data.items[start:start + batch_size]
-        ids, segments, pairs, mask, ious, none = collate(chunk, data.features,
-                                                         [0] * len(chunk))
+        ids, segments, pairs, mask, ious = collate(chunk, data.features, [0] * len(chunk))
         choice = listener(ids, segments, pairs, mask).argmax(dim=-1)
-        # A "no segment" pick (column S) scores an IoU of 0.
-        padded = torch.cat([ious, ious.new_zeros(len(chunk), 1)], dim=1)
-        picked.append(padded.gather(1, choice[:, None])[:, 0][~none].numpy())
-        best.append(ious.max(dim=1).values[~none].numpy())
-        none_right.append((choice == ious.shape[1])[none].numpy())
+        picked.append(ious.gather(1, choice[:, None])[:, 0].numpy())
+        best.append(ious.max(dim=1).values.numpy())
     listener.train()
     if not picked:
         return {"items": 0}
     picked_iou, best_iou = np.concatenate(picked), np.concatenate(best)
-    metrics = {"items": len(picked_iou),
-               "acc@0.25": float(np.mean(picked_iou >= 0.25)),
-               "acc@0.5": float(np.mean(picked_iou >= 0.5)),
-               "best@0.25": float(np.mean(best_iou >= 0.25)),
-               "best@0.5": float(np.mean(best_iou >= 0.5))}
-    none_right = np.concatenate(none_right)
-    if len(none_right):
-        metrics.update(none_items=len(none_right), none_acc=float(np.mean(none_right)))
-    return metrics
+    return {"items": len(picked_iou),
+            "acc@0.25": float(np.mean(picked_iou >= 0.25)),
+            "acc@0.5": float(np.mean(picked_iou >= 0.5)),
+            "best@0.25": float(np.mean(best_iou >= 0.25)),
+            "best@0.5": float(np.mean(best_iou >= 0.5))}
 
 
 def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -> dict:
@@ -330,12 +302,12 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
         order = rng.permutation(len(train.items))
         for first in range(0, len(order), optim.batch_size):
             chunk = [train.items[i] for i in order[first:first + optim.batch_size]]
-            ids, segments, pairs, mask, ious, none = collate(
+            ids, segments, pairs, mask, ious = collate(
                 chunk, train.features, rng.integers(0, 1 << 16, len(chunk)).tolist())
             lr = lr_at(step, schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss = F.cross_entropy(listener(ids, segments, pairs, mask), targets(ious, none))
+            loss = F.cross_entropy(listener(ids, segments, pairs, mask), ious.argmax(dim=1))
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(listener.parameters(), optim.grad_clip)

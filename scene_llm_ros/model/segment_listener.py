@@ -44,9 +44,6 @@ class ListenerShape:
     :ivar heads: attention heads.
     :ivar max_segments: the largest segments scored; the rest are specks and parts.
     :ivar max_question_tokens: longer questions are cut.
-    :ivar none_option: a learned "no segment" score competes with the segments, so a
-        description of an object the scene lacks (Multi3DRefer's zero-target ones) can be
-        answered with none; the segments' probabilities then sum to less than one.
     """
 
     hidden_size: int = 128
@@ -55,7 +52,6 @@ class ListenerShape:
     heads: int = 4
     max_segments: int = 48
     max_question_tokens: int = 96
-    none_option: bool = False
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "text_layers", "heads", "max_segments",
@@ -125,8 +121,6 @@ class SegmentListener(nn.Module):
         self.attention = nn.ModuleList(nn.Linear(width, 1)
                                        for _ in range(config.relation_layers))
         self.score = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, 1))
-        if config.none_option:
-            self.none_score = nn.Parameter(torch.zeros(1))
 
     def forward(self, question_ids: torch.Tensor, segments: torch.Tensor, pairs: torch.Tensor,
                 segment_mask: torch.Tensor) -> torch.Tensor:
@@ -136,8 +130,7 @@ class SegmentListener(nn.Module):
         :param segments: float (B, S, F) segment features.
         :param pairs: float (B, S, S, PAIR_FEATURES).
         :param segment_mask: bool (B, S), True for real segments.
-        :return: float (B, S) logits; padding segments get a very low score. With
-            ``none_option``, (B, S + 1): the last column is the "no segment" score.
+        :return: float (B, S) logits; padding segments get a very low score.
         """
         padding = question_ids < 0
         positions = torch.arange(question_ids.shape[1], device=question_ids.device)
@@ -157,10 +150,7 @@ class SegmentListener(nn.Module):
             weights = self.attention[k](hidden).squeeze(-1)
             weights = weights.masked_fill(~segment_mask[:, None, :], -1e9).softmax(dim=-1)
             state = state + (weights[..., None] * self.message[k](hidden)).sum(dim=2)
-        logits = self.score(state).squeeze(-1).masked_fill(~segment_mask, -1e9)
-        if self.config.none_option:
-            logits = torch.cat([logits, self.none_score.expand(batch, 1)], dim=1)
-        return logits
+        return self.score(state).squeeze(-1).masked_fill(~segment_mask, -1e9)
 
     def extend_vocabulary(self, vocab_size: int) -> None:
         """Grow the word table to ``vocab_size`` ids (the model's tokenizer gained special
@@ -179,8 +169,7 @@ class SegmentListener(nn.Module):
 
     @torch.inference_mode()
     def scores(self, question_ids: list[int], features: SegmentFeatures) -> np.ndarray:
-        """float (S,) log-probabilities that each described segment is the one meant (with
-        ``none_option`` they sum to the probability that one is meant at all)."""
+        """float (S,) log-probabilities that each described segment is the one meant."""
         if not len(features.segments):
             return np.zeros(0)
         device = self.word.weight.device
@@ -188,8 +177,7 @@ class SegmentListener(nn.Module):
         logits = self(ids, torch.from_numpy(features.objects)[None].to(device),
                       torch.from_numpy(features.pairs)[None].to(device),
                       torch.ones(1, len(features.segments), dtype=torch.bool, device=device))
-        log_probabilities = logits[0].float().log_softmax(dim=-1).cpu().numpy()
-        return log_probabilities[:len(features.segments)]
+        return logits[0].float().log_softmax(dim=-1).cpu().numpy()
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``config.json`` and safetensors weights into ``directory``."""

@@ -25,7 +25,6 @@ from scene_llm_ros.inference.requests import AskRequest
 from scene_llm_ros.model.errors import CheckpointMismatchError
 from scene_llm_ros.model.outputs import GroundedObject
 from scene_llm_ros.model.segment_listener import SegmentListener, SegmentListenerConfig
-from training.listener_training import targets
 
 WORDS = ["<pad>", "the", "chair", "red", "blue", "green", "closest", "to", "door", "farthest",
          "from"]
@@ -163,57 +162,6 @@ def test_the_listener_learns_colours_and_relations_to_an_anchor():
     # relation layer the same listener gets about 0.6 of the relational questions.
     assert right[~relational].mean() > 0.9, right[~relational].mean()
     assert right[relational].mean() > 0.9, right[relational].mean()
-
-
-def _colour_questions(rng, count):
-    """"the <colour> chair" questions whose colour one chair or no chair has (target None)."""
-    out = []
-    while len(out) < count:
-        features, colours = _room(rng)
-        colour = str(rng.choice(list(COLOURS)))
-        if colours.count(colour) <= 1:
-            target = 1 + colours.index(colour) if colour in colours else None
-            out.append((features, ["the", colour, "chair"], target))
-    return out
-
-
-def test_a_listener_with_a_none_option_learns_descriptions_of_absent_objects():
-    torch.manual_seed(0)
-    listener = SegmentListener(SegmentListenerConfig(
-        vocab_size=len(WORDS), class_names=list(NAMES), hidden_size=48, heads=4,
-        text_layers=1, relation_layers=1, max_segments=8, none_option=True))
-    optimizer = torch.optim.AdamW(listener.parameters(), lr=3e-3)
-    rng = np.random.default_rng(0)
-
-    def batch(questions):
-        ids, segments, pairs, mask, _ = _batch([(f, w, 0) for f, w, _ in questions])
-        none = torch.tensor([t is None for _, _, t in questions])
-        ious = torch.zeros(mask.shape)
-        for row, (_, _, t) in enumerate(questions):
-            if t is not None:
-                ious[row, t] = 1.0
-        return ids, segments, pairs, mask, targets(ious, none)
-
-    for _ in range(200):
-        ids, segments, pairs, mask, target = batch(_colour_questions(rng, 24))
-        loss = F.cross_entropy(listener(ids, segments, pairs, mask), target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    listener.eval()
-    held_out = _colour_questions(np.random.default_rng(1), 200)
-    with torch.no_grad():
-        ids, segments, pairs, mask, target = batch(held_out)
-        logits = listener(ids, segments, pairs, mask)
-    assert logits.shape == (len(held_out), mask.shape[1] + 1)
-    right = (logits.argmax(dim=-1) == target).numpy()
-    absent = np.array([t is None for _, _, t in held_out])
-    assert 0.2 < absent.mean() < 0.8
-    assert right[absent].mean() > 0.9, right[absent].mean()
-    assert right[~absent].mean() > 0.9, right[~absent].mean()
-    # Segment probabilities leave the rest to "none".
-    features, words, _ = next(q for q in held_out if q[2] is None)
-    assert np.exp(listener.scores([WORDS.index(w) for w in words], features)).sum() < 0.5
 
 
 def test_listener_checkpoints_round_trip_and_bad_ones_are_refused(tmp_path):

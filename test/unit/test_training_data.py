@@ -63,7 +63,7 @@ def test_shipped_stage_configs_load():
     configs = sorted((Path(__file__).parents[2] / "training" / "configs").glob("*.yaml"))
     assert {p.stem for p in configs} >= {"encoder_alignment", "stage1_alignment",
                                          "stage2_grounding", "stage3_instruction", "embedded",
-                                         "segment_listener"}
+                                         "segment_listener", "qa_tuning", "referent_tuning"}
     encoder = load_alignment_config(next(p for p in configs if p.stem == "encoder_alignment"))
     assert encoder.data.eval_split == "test" and encoder.encoder.context_layers == 2
     listener = load_listener_config(next(p for p in configs if p.stem == "segment_listener"))
@@ -74,6 +74,8 @@ def test_shipped_stage_configs_load():
                                                           "projector"]
     assert "grounding_head" in stages["stage2_grounding"].stage.trainable
     assert "lora" in stages["stage3_instruction"].stage.trainable
+    assert stages["qa_tuning"].model.init == "checkpoint"
+    assert stages["referent_tuning"].model.referent_tokens == 3
 
 
 def test_templates_scene_caption_and_grounded_caption():
