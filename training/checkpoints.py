@@ -17,6 +17,7 @@ import re
 import shutil
 from pathlib import Path
 
+from scene_llm_ros.embedded import resolve_model_path
 from scene_llm_ros.fusion.config import FusionConfig
 from training.state import STATE_DIR, STATE_JSON, has_training_state
 
@@ -46,8 +47,9 @@ def read_training_json(checkpoint_dir: str | Path) -> dict | None:
 
 
 def fusion_settings(checkpoint_dir: str | Path) -> tuple[FusionConfig, dict] | None:
-    """The fusion config and frame selection the checkpoint's scene tokens were made with."""
-    facts = read_training_json(checkpoint_dir)
+    """The fusion config and frame selection the checkpoint's scene tokens were made with
+    (``embedded`` names the embedded model, as in ``SceneLlm.from_pretrained``)."""
+    facts = read_training_json(resolve_model_path(checkpoint_dir))
     if facts is None or "fusion" not in facts:
         return None
     return FusionConfig(**facts["fusion"]), dict(facts.get("frames", {}))

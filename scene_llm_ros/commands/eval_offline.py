@@ -12,6 +12,7 @@ its boxes) and ``training_curves.png``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -72,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
     model = SceneLlm.from_pretrained(args.checkpoint)
     settings = fusion_settings(args.checkpoint)
     if settings is None:
-        _LOG.warning("%s has no training.json; fusing with default settings", args.checkpoint)
-        fusion, frames = FusionConfig(), {}
+        _LOG.warning("%s has no training.json; fusing with default settings and the model's "
+                     "scene-token settings %s", args.checkpoint, model.config.scene_tokens)
+        fusion, frames = dataclasses.replace(FusionConfig(), **model.config.scene_tokens), {}
     else:
         fusion, frames = settings
     cache = SceneTokenCache(args.cache_dir or args.data / "scene_token_cache",

@@ -9,17 +9,20 @@ from model_testutil import make_snapshot
 from training_testutil import make_dataset, stage_config
 
 from scene_llm_ros.data import annotations as ann
+from scene_llm_ros.embedded import EMBEDDED_MODEL_DIR
 from scene_llm_ros.evaluation import load_questions
 from scene_llm_ros.fusion.config import FusionConfig
 from scene_llm_ros.fusion.encoders import BuiltinPatchEncoder
 from scene_llm_ros.model import (
     GROUND_TOKEN,
+    SceneLlmConfig,
     build_prompt,
     build_tiny_scene_llm,
     prepare_scene_inputs,
 )
 from scene_llm_ros.model.processing_scene_llm import answer_text
 from training import examples, scene_cache, templates
+from training.checkpoints import fusion_settings
 from training.config import load_config
 from training.dataset import SplitScenes, build_samples, corpus_texts
 from training.encode import encode_sample
@@ -76,6 +79,14 @@ def test_shipped_stage_configs_load():
     assert "lora" in stages["stage3_instruction"].stage.trainable
     assert stages["qa_tuning"].model.init == "checkpoint"
     assert stages["referent_tuning"].model.referent_tokens == 3
+
+
+def test_the_embedded_models_fusion_settings_are_found_by_name():
+    fusion, frames = fusion_settings("embedded")
+    scene_tokens = SceneLlmConfig.from_json_file(EMBEDDED_MODEL_DIR / "scene_llm.json"
+                                                 ).scene_tokens
+    assert {name: getattr(fusion, name) for name in scene_tokens} == scene_tokens
+    assert fusion.max_patch_tokens == 192 and frames["every_nth"] == 1
 
 
 def test_templates_scene_caption_and_grounded_caption():
