@@ -53,8 +53,8 @@ class SceneLlmConfig:
     :ivar object_classes: the semantic map classes the object tokens' one-hot class is over
         (the patch encoder's classes the model was trained with).
     :ivar referent_tokens: how many of the segments the segment listener scores highest for
-        the question follow it in the prompt as referent tokens (each an object token plus
-        its rank and the listener's probability); 0: none. Needs the segment listener.
+        the question end the prompt as referent tokens (each an object token plus its rank
+        and the listener's probability, the best last); 0: none. Needs the segment listener.
     """
 
     feature_dim: int = 128

@@ -214,7 +214,7 @@ class SceneLlm(nn.Module):
 
     def enable_referent_tokens(self, count: int) -> None:
         """Give the model ``count`` referent tokens (``config.referent_tokens``): the segments
-        its segment listener scores highest for a question follow the question in the prompt.
+        its segment listener scores highest for a question end the prompt, the best last.
 
         Adds the ``<referent>`` token (the listener's vocabulary grows with it, unused), the
         object lift when the model has none, and rank and probability vectors; every existing
@@ -275,14 +275,13 @@ class SceneLlm(nn.Module):
         return pick_referents(listener, self.question_ids(question), segments, origin,
                               count=count, feature_dim=self.scene_encoder.object_feature_dim)
 
-    def _snapshot_referents(self, snapshot: SceneSnapshot, grounder: SnapshotGrounder | None,
-                            question: str, origin: np.ndarray) -> ReferentInputs | None:
-        """Referent inputs of a question about a snapshot; None for a model without them.
-        A snapshot without a semantic map of the listener's classes gives only padding."""
+    def _snapshot_referents(self, grounder: SnapshotGrounder, question: str,
+                            origin: np.ndarray) -> ReferentInputs | None:
+        """Referent inputs of a question about the grounder's snapshot; None for a model
+        without them. A snapshot without a semantic map of the listener's classes gives only
+        padding."""
         if not self.config.referent_tokens:
             return None
-        if grounder is None or grounder.snapshot is not snapshot:
-            grounder = SnapshotGrounder(snapshot)
         listener = self.segment_listener
         segments = None if listener is None else grounder.listener_segments(
             listener.config.class_names, listener.config.max_segments)
@@ -425,6 +424,9 @@ class SceneLlm(nn.Module):
             raise ValueError(f"max_new_tokens and num_beams must be >= 1, got {max_new_tokens} "
                              f"and {num_beams}")
         points = validate_prompt_points(prompt_points)
+        if grounder is None or grounder.snapshot is not snapshot:
+            # One grounder, so object and referent tokens share its segments.
+            grounder = SnapshotGrounder(snapshot)
         scene = self.scene_inputs(snapshot, grounder)
         prompt = build_prompt(self.tokenizer, question, num_scene_tokens=scene.num_tokens,
                               task=task, num_points=len(points), situation=situation,
@@ -432,7 +434,7 @@ class SceneLlm(nn.Module):
                               system_prompt=self.config.system_prompt)
         self._check_context_length(len(prompt.input_ids) + max_new_tokens)
         with self._lock, torch.inference_mode():
-            referents = self._snapshot_referents(snapshot, grounder, question, scene.origin)
+            referents = self._snapshot_referents(grounder, question, scene.origin)
             return self._answer(scene, prompt, (points, referents), max_new_tokens, num_beams,
                                 (on_text, on_token), should_stop, use_prefix_cache)
 

@@ -1,8 +1,8 @@
 """Referent tokens' inputs: the segments a segment listener finds a question to mean.
 
-A model with ``referent_tokens`` places them after the question (``<referent>``
-placeholders), so the answer reads the referred object's class, colour, size and place one
-attention step away instead of finding it among the scene tokens.
+A model with ``referent_tokens`` places them at the very end of the prompt (``<referent>``
+placeholders after the start of the assistant turn, the best last), so the first answer token
+is predicted at the referred object instead of having to find it among the scene tokens.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Referent tokens: the segments the segment listener scores highest for a question follow
-it in the prompt, so the answer can read the referred object directly."""
+"""Referent tokens: the segments the segment listener scores highest for a question end the
+prompt, so the answer can read the referred object directly."""
 from __future__ import annotations
 
 import dataclasses
