@@ -21,7 +21,8 @@ NODE_VERBS = ("run", "evaluate")
 
 # Verb modules in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = ("synth", "bag", "fuse", "run", "ask", "evaluate",
-                                    "align_encoder", "train", "train_listener", "eval_offline")
+                                    "align_encoder", "train", "train_listener", "train_answerer",
+                                    "eval_offline")
 
 
 def build_parser() -> argparse.ArgumentParser:

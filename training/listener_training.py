@@ -28,9 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from scene_llm_ros.data import annotations as ann
-from scene_llm_ros.geometry.boxes import pairwise_box_iou
-from scene_llm_ros.grounding import SnapshotGrounder
-from scene_llm_ros.grounding.segment_features import PAIR_FEATURES, SegmentFeatures
+from scene_llm_ros.embedded import resolve_model_path
 from scene_llm_ros.model import SceneLlm
 from scene_llm_ros.model.segment_listener import (
     ListenerShape,
@@ -38,12 +36,13 @@ from scene_llm_ros.model.segment_listener import (
     SegmentListenerConfig,
 )
 from training import examples, templates
-from training.checkpoints import TENSORBOARD_DIR, TRAINING_JSON, fusion_settings
+from training.checkpoints import TENSORBOARD_DIR, TRAINING_JSON
 from training.config import OptimConfig
 from training.dataset import SplitScenes
 from training.epoch_stage import EpochOptim, load_epoch_stage_config
-from training.errors import EmptyDatasetError, TrainingConfigError
-from training.scene_cache import FrameSelection, SceneTokenCache
+from training.errors import EmptyDatasetError
+from training.scene_cache import SceneTokenCache
+from training.scene_segments import SceneSegments, checkpoint_scene_cache
 from training.schedule import lr_at
 from training.sources import read_source, source_available
 
@@ -136,47 +135,43 @@ class ReferringData:
 
     def __init__(self, model: SceneLlm, scenes: SplitScenes, cache: SceneTokenCache,
                  data: ListenerData, split: str, shape: ListenerShape) -> None:
-        self.features: dict[str, SegmentFeatures] = {}
         self.items: list[ReferringItem] = []
         self.skipped = 0
-        #: The semantic map's classes (the segments' one-hot order).
-        self.class_names: tuple[str, ...] = ()
-        records = _records(data, split)
         by_scene: dict[str, list] = {}
-        for record in records:
+        for record in _records(data, split):
             if record.scene_id in scenes.scene_dirs:
                 by_scene.setdefault(record.scene_id, []).append(record)
-        scene_ids = sorted(by_scene)[:data.max_scenes]
-        for scene_id in tqdm(scene_ids, desc=f"segments ({split})", unit="scene"):
-            snapshot = cache.get(scenes.scene_dirs[scene_id])
-            if not len(snapshot.points) or snapshot.point_classes is None:
-                continue
-            features = SnapshotGrounder(snapshot).segment_features(shape.max_segments)
-            if not len(features.segments):
-                continue
-            self.features[scene_id] = features
-            self.class_names = snapshot.class_names
-            self._add_items(model, scene_id, features, by_scene[scene_id],
-                            scenes.objects(scene_id), data.min_target_iou,
-                            shape.max_question_tokens)
+        self.segments = SceneSegments(scenes, cache, sorted(by_scene)[:data.max_scenes],
+                                      max_segments=shape.max_segments, split=split)
+        #: The semantic map's classes (the segments' one-hot order).
+        self.class_names = self.segments.class_names
+        for scene_id in self.segments.features:
+            objects = scenes.objects(scene_id)
+            for record in by_scene[scene_id]:
+                samples = _phrasings(record, objects)
+                if not samples:
+                    continue
+                ious = self.segments.ious(scene_id, objects[samples[0].object_ids[0]])
+                if ious.max() < data.min_target_iou:
+                    self.skipped += 1
+                    continue
+                self.items.append(ReferringItem(
+                    scene_id, tuple(tuple(model.question_ids(s.question)
+                                          [:shape.max_question_tokens]) for s in samples),
+                    ious))
 
-    def _add_items(self, model: SceneLlm, scene_id: str, features: SegmentFeatures,
-                   records: list, objects: dict, min_iou: float, max_tokens: int) -> None:
-        centers = np.array([segment.center for segment in features.segments])
-        sizes = np.array([segment.size for segment in features.segments])
-        for record in records:
-            samples = _phrasings(record, objects)
-            if not samples:
-                continue
-            target = objects[samples[0].object_ids[0]]
-            ious = pairwise_box_iou(target.center[None], target.size[None], centers, sizes)[0]
-            if ious.max() < min_iou:
-                self.skipped += 1
-                continue
-            self.items.append(ReferringItem(
-                scene_id, tuple(tuple(model.question_ids(s.question)[:max_tokens])
-                                for s in samples),
-                ious.astype(np.float32)))
+    def collate(self, items: list[ReferringItem], phrasing: list[int]
+                ) -> tuple[torch.Tensor, ...]:
+        """Padded (question ids, segments, pairs, segment mask, target IoUs) of a batch, each
+        item asked in phrasing ``phrasing[i]`` (modulo its phrasings)."""
+        ids, segments, pairs, mask = self.segments.collate(
+            [item.scene_id for item in items],
+            [item.phrasings[k % len(item.phrasings)]
+             for item, k in zip(items, phrasing, strict=True)])
+        ious = torch.zeros(mask.shape)
+        for row, item in enumerate(items):
+            ious[row, :len(item.ious)] = torch.from_numpy(item.ious)
+        return ids, segments, pairs, mask, ious
 
 
 def _records(data: ListenerData, split: str) -> list:
@@ -205,30 +200,6 @@ def _phrasings(record, objects: dict) -> list[examples.InstructionSample]:
     return list(unique.values())
 
 
-def collate(items: list[ReferringItem], features: dict[str, SegmentFeatures],
-            phrasing: list[int]) -> tuple[torch.Tensor, ...]:
-    """Padded (question ids, segments, pairs, segment mask, target IoUs) of a batch."""
-    count = max(len(features[item.scene_id].segments) for item in items)
-    questions = [item.phrasings[k % len(item.phrasings)] for item, k in zip(items, phrasing,
-                                                                            strict=True)]
-    length = max(len(q) for q in questions)
-    width = features[items[0].scene_id].objects.shape[1]
-    ids = np.full((len(items), length), -1, np.int64)
-    segments = np.zeros((len(items), count, width), np.float32)
-    pairs = np.zeros((len(items), count, count, PAIR_FEATURES), np.float32)
-    mask = np.zeros((len(items), count), bool)
-    ious = np.zeros((len(items), count), np.float32)
-    for row, (item, question) in enumerate(zip(items, questions, strict=True)):
-        scene = features[item.scene_id]
-        n = len(scene.segments)
-        ids[row, :len(question)] = question
-        segments[row, :n] = scene.objects
-        pairs[row, :n, :n] = scene.pairs
-        mask[row, :n] = True
-        ious[row, :n] = item.ious
-    return tuple(torch.from_numpy(a) for a in (ids, segments, pairs, mask, ious))
-
-
 @torch.no_grad()
 def selection_accuracy(listener: SegmentListener, data: ReferringData, *,
                        batch_size: int = 64) -> dict[str, float]:
@@ -238,7 +209,7 @@ def selection_accuracy(listener: SegmentListener, data: ReferringData, *,
     picked, best = [], []
     for start in range(0, len(data.items), batch_size):
         chunk = data.items[start:start + batch_size]
-        ids, segments, pairs, mask, ious = collate(chunk, data.features, [0] * len(chunk))
+        ids, segments, pairs, mask, ious = data.collate(chunk, [0] * len(chunk))
         choice = listener(ids, segments, pairs, mask).argmax(dim=-1)
         picked.append(ious.gather(1, choice[:, None])[:, 0].numpy())
         best.append(ious.max(dim=1).values.numpy())
@@ -263,18 +234,10 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir = resolve_model_path(checkpoint_dir)
     model = SceneLlm.from_pretrained(checkpoint_dir)
-    settings = fusion_settings(checkpoint_dir)
-    if settings is None:
-        raise TrainingConfigError(f"{checkpoint_dir} has no {TRAINING_JSON}: the listener "
-                                  "must see the scenes the way the model was trained on them")
-    fusion, frames = settings
     data = config.data
-    cache = SceneTokenCache(Path(data.cache_dir) if data.cache_dir else
-                            Path(data.root) / "scene_token_cache", encoder=model.patch_encoder,
-                            fusion=fusion, frames=FrameSelection(int(frames.get("every_nth", 1)),
-                                                                 frames.get("max_frames")))
+    cache = checkpoint_scene_cache(model, checkpoint_dir, data.root, data.cache_dir)
     shape = config.listener
     train = ReferringData(model, SplitScenes.discover(data.root, data.split), cache, data,
                           data.split, shape)
@@ -302,8 +265,8 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
         order = rng.permutation(len(train.items))
         for first in range(0, len(order), optim.batch_size):
             chunk = [train.items[i] for i in order[first:first + optim.batch_size]]
-            ids, segments, pairs, mask, ious = collate(
-                chunk, train.features, rng.integers(0, 1 << 16, len(chunk)).tolist())
+            ids, segments, pairs, mask, ious = train.collate(
+                chunk, rng.integers(0, 1 << 16, len(chunk)).tolist())
             lr = lr_at(step, schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import uuid
@@ -13,6 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from scene_llm_ros.errors import DataFormatError
 from scene_llm_ros.fusion.encoders import MODEL_CONFIG_NAME, PATCH_ENCODER_DIR
 from scene_llm_ros.model.errors import CheckpointMismatchError
 
@@ -22,6 +24,8 @@ ENCODER_DIR = PATCH_ENCODER_DIR
 WEIGHTS_NAME = "scene_llm.safetensors"
 LLM_DIR = "llm"
 LORA_DIR = "lora_adapter"
+#: Config file of a side module (segment listener, answerer) in its own directory.
+MODULE_CONFIG_NAME = "config.json"
 
 
 #: Prefix of the extra tensors holding LLM embedding rows the checkpoint added (see
@@ -99,3 +103,22 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         shutil.rmtree(retired, ignore_errors=True)
     else:
         os.replace(temporary, target)
+
+
+def save_module(module: nn.Module, config: dict, directory: Path, weights_name: str,
+                prefix: str) -> None:
+    """Write a side module's JSON config and safetensors weights into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MODULE_CONFIG_NAME).write_text(json.dumps(config, indent=1) + "\n")
+    save_weights({prefix: module}, directory / weights_name)
+
+
+def read_module_config(directory: Path, config_cls: type, what: str):
+    """The ``config_cls`` a side module's directory holds.
+
+    :raises DataFormatError: naming ``what`` when the file is missing or invalid.
+    """
+    try:
+        return config_cls(**json.loads((directory / MODULE_CONFIG_NAME).read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise DataFormatError(f"cannot load the {what} from {directory}: {exc}") from exc

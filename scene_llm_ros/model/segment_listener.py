@@ -11,7 +11,6 @@ the scene LLM's tokenizer and is stored beside the LLM in ``segment_listener/``.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scene_llm_ros.errors import DataFormatError
 from scene_llm_ros.grounding.segment_features import (
     PAIR_FEATURES,
     SEGMENT_GEOMETRY_FEATURES,
@@ -29,7 +27,6 @@ from scene_llm_ros.grounding.segment_features import (
 from scene_llm_ros.model import checkpoint
 
 LISTENER_DIR = "segment_listener"
-_CONFIG_NAME = "config.json"
 _WEIGHTS_NAME = "segment_listener.safetensors"
 _WEIGHTS_PREFIX = "listener"
 
@@ -132,6 +129,19 @@ class SegmentListener(nn.Module):
         :param segment_mask: bool (B, S), True for real segments.
         :return: float (B, S) logits; padding segments get a very low score.
         """
+        state, _ = self.encode(question_ids, segments, pairs, segment_mask)
+        return self.score_states(state, segment_mask)
+
+    def score_states(self, state: torch.Tensor, segment_mask: torch.Tensor) -> torch.Tensor:
+        """float (B, S) logits of :meth:`encode`'s segment states."""
+        return self.score(state).squeeze(-1).masked_fill(~segment_mask, -1e9)
+
+    def encode(self, question_ids: torch.Tensor, segments: torch.Tensor, pairs: torch.Tensor,
+               segment_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Segment states that have read the question and each other, and the word states.
+
+        Takes :meth:`forward`'s inputs; returns float (B, S, W) and (B, L, W).
+        """
         padding = question_ids < 0
         positions = torch.arange(question_ids.shape[1], device=question_ids.device)
         words = self.text(self.word(question_ids.clamp_min(0)) + self.word_position(positions),
@@ -150,7 +160,7 @@ class SegmentListener(nn.Module):
             weights = self.attention[k](hidden).squeeze(-1)
             weights = weights.masked_fill(~segment_mask[:, None, :], -1e9).softmax(dim=-1)
             state = state + (weights[..., None] * self.message[k](hidden)).sum(dim=2)
-        return self.score(state).squeeze(-1).masked_fill(~segment_mask, -1e9)
+        return state, words
 
     def extend_vocabulary(self, vocab_size: int) -> None:
         """Grow the word table to ``vocab_size`` ids (the model's tokenizer gained special
@@ -181,10 +191,8 @@ class SegmentListener(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``config.json`` and safetensors weights into ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / _CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=1) + "\n")
-        checkpoint.save_weights({_WEIGHTS_PREFIX: self}, directory / _WEIGHTS_NAME)
+        checkpoint.save_module(self, asdict(self.config), Path(directory), _WEIGHTS_NAME,
+                               _WEIGHTS_PREFIX)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device: str = "cpu") -> SegmentListener:
@@ -194,12 +202,8 @@ class SegmentListener(nn.Module):
         :raises CheckpointMismatchError: (a ``DataFormatError``) when the weights are unreadable
             or do not match the config.
         """
-        directory = Path(directory)
-        try:
-            config = SegmentListenerConfig(**json.loads((directory / _CONFIG_NAME).read_text()))
-        except (OSError, ValueError, TypeError) as exc:
-            raise DataFormatError(f"cannot load the segment listener from {directory}: "
-                                  f"{exc}") from exc
+        config = checkpoint.read_module_config(Path(directory), SegmentListenerConfig,
+                                               "segment listener")
         listener = cls(config)
-        checkpoint.load_weights({_WEIGHTS_PREFIX: listener}, directory / _WEIGHTS_NAME)
+        checkpoint.load_weights({_WEIGHTS_PREFIX: listener}, Path(directory) / _WEIGHTS_NAME)
         return listener.to(device).eval()

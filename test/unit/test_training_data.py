@@ -22,6 +22,7 @@ from scene_llm_ros.model import (
 )
 from scene_llm_ros.model.processing_scene_llm import answer_text
 from training import examples, scene_cache, templates
+from training.answerer_training import load_answerer_config
 from training.checkpoints import fusion_settings
 from training.config import load_config
 from training.dataset import SplitScenes, build_samples, corpus_texts
@@ -66,13 +67,16 @@ def test_shipped_stage_configs_load():
     configs = sorted((Path(__file__).parents[2] / "training" / "configs").glob("*.yaml"))
     assert {p.stem for p in configs} >= {"encoder_alignment", "stage1_alignment",
                                          "stage2_grounding", "stage3_instruction", "embedded",
-                                         "segment_listener", "qa_tuning", "referent_tuning"}
+                                         "segment_listener", "qa_tuning", "referent_tuning",
+                                         "segment_answerer"}
     encoder = load_alignment_config(next(p for p in configs if p.stem == "encoder_alignment"))
     assert encoder.data.eval_split == "test" and encoder.encoder.context_layers == 2
     listener = load_listener_config(next(p for p in configs if p.stem == "segment_listener"))
     assert listener.data.eval_split == "test" and listener.listener.max_segments == 48
+    answerer = load_answerer_config(next(p for p in configs if p.stem == "segment_answerer"))
+    assert answerer.data.sources == ["scanqa", "sqa3d"] and answerer.optim.focus_weight > 0
     stages = {p.stem: load_config(p) for p in configs
-              if p.stem not in ("encoder_alignment", "segment_listener")}
+              if p.stem not in ("encoder_alignment", "segment_listener", "segment_answerer")}
     assert stages["stage1_alignment"].stage.trainable == ["feature_lift", "position_embedding",
                                                           "projector"]
     assert "grounding_head" in stages["stage2_grounding"].stage.trainable

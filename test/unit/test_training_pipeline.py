@@ -14,6 +14,7 @@ from training_testutil import TINY_MODEL, make_dataset, stage_config
 from scene_llm_ros.cli import main as cli_main
 from scene_llm_ros.fusion.encoders import BuiltinEncoderConfig, BuiltinPatchEncoder
 from scene_llm_ros.model import SceneLlm
+from training.answerer_training import load_answerer_config, train_answerer
 from training.checkpoints import read_training_json
 from training.dataset import SplitScenes
 from training.errors import TrainingConfigError
@@ -97,7 +98,7 @@ def test_three_stages_chain_reload_answer_and_evaluate(workspace):
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 4
 
 
-def test_the_listener_trains_on_a_checkpoint_and_grounds_its_answers(workspace):
+def test_the_listener_and_answerer_train_on_a_checkpoint_and_ground_answers(workspace):
     data, cache, root = workspace
     # A patch encoder with a (random) class head, so fusion builds a semantic map.
     encoder = BuiltinPatchEncoder(BuiltinEncoderConfig(image_height=96, image_width=128))
@@ -163,6 +164,33 @@ def test_the_listener_trains_on_a_checkpoint_and_grounds_its_answers(workspace):
                            trainable=["referent_tokens"], max_steps=1, cache_dir=cache,
                            model={"init": "checkpoint", "checkpoint": str(llm.final_dir),
                                   "referent_tokens": 3}))
+
+    # The last stage: the answerer starts from the listener and answers ScanQA and SQA3D.
+    answerer_config = _written(root / "answerer.yaml", {
+        "seed": 0, "out_dir": str(root / "unused"), "log_every": 1,
+        "data": {"root": str(data), "cache_dir": str(cache), "min_answer_count": 1},
+        "optim": {"lr": 3e-3, "batch_size": 4, "warmup_steps": 0}})
+    answered = root / "answerer"
+    assert cli_main(["train-answerer", "--config", str(answerer_config), "--checkpoint",
+                     str(out / "final"), "--out", str(answered), "--epochs", "40"]) == 0
+    summary = json.loads((answered / "answerer.json").read_text())
+    train_metrics = summary["metrics"]["train"]
+    assert train_metrics["items"] >= 8 and "test" in summary["metrics"]
+    # Forty passes over a handful of questions: it learns their answers by heart.
+    assert train_metrics["scanqa_em"] >= 0.8 and train_metrics["sqa3d_em"] >= 0.8, summary
+    model = SceneLlm.from_pretrained(answered / "final")
+    assert model.segment_answerer is not None and model.segment_listener is not None
+    assert len(model.segment_answerer.config.answers) == summary["answers"]
+    assert cli_main(["eval-offline", "--checkpoint", str(answered / "final"), "--data",
+                     str(data), "--split", "test", "--out", str(root / "answerer_eval"),
+                     "--limit", "2", "--no-meteor", "--max-new-tokens", "6", "--cache-dir",
+                     str(cache), "--tasks", "scanqa,sqa3d"]) == 0
+    predictions = [json.loads(line) for line in
+                   (root / "answerer_eval" / "predictions.jsonl").read_text().splitlines()]
+    assert {p["task"] for p in predictions} == {"scanqa", "sqa3d"}
+    assert all(p["answer"] in model.segment_answerer.config.answers for p in predictions)
+    with pytest.raises(TrainingConfigError, match="segment listener"):
+        train_answerer(load_answerer_config(answerer_config), llm.final_dir)
 
 
 def _written(path, values: dict):

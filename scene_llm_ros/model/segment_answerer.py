@@ -1,0 +1,164 @@
+"""A short-answer head over the scene's object segments (ScanQA / SQA3D questions).
+
+A small LLM trained from scratch answers from the question's words and the answer priors,
+not from the scene: on held-out rooms it says "yes" to every existence question and the
+most common colour to every colour question, even with the listener's best segments in its
+prompt. The answerer reads the scene the way the segment listener does (it starts as a copy
+of it), then answers by classification over the answers seen in training, in the manner of
+the ScanQA baseline and 3D-VisTA's QA head: the question's words, the segment it is about
+(the listener's attention, supervised with ScanQA's object ids), and a soft count of the
+segments it asks for feed an MLP over the answer vocabulary. The attended segment grounds
+the answer. It is stored beside the LLM in ``segment_answerer/``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from scene_llm_ros.grounding.segment_features import SEGMENT_GEOMETRY_FEATURES, SegmentFeatures
+from scene_llm_ros.model import checkpoint
+from scene_llm_ros.model.segment_listener import SegmentListener, SegmentListenerConfig
+
+ANSWERER_DIR = "segment_answerer"
+_WEIGHTS_NAME = "segment_answerer.safetensors"
+_WEIGHTS_PREFIX = "answerer"
+#: Tasks whose answers are short and come from the answer vocabulary.
+ANSWERER_TASKS = ("qa", "situated")
+
+
+def answerer_question(question: str, situation: str | None) -> str:
+    """The text the answerer reads: the situation (SQA3D), then the question."""
+    return f"{situation.strip()} {question.strip()}" if situation else question.strip()
+
+
+@dataclass
+class SegmentAnswererConfig(SegmentListenerConfig):
+    """A listener's shape and classes plus the answers it can give.
+
+    :ivar answers: the answer vocabulary, most frequent in training first.
+    """
+
+    answers: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.answers or len(set(self.answers)) != len(self.answers):
+            raise ValueError("answers must be a non-empty list without duplicates")
+
+    def listener_config(self) -> SegmentListenerConfig:
+        """The config of the listener that reads the scene."""
+        names = {f.name for f in fields(SegmentListenerConfig)}
+        return SegmentListenerConfig(**{k: v for k, v in asdict(self).items() if k in names})
+
+
+@dataclass(frozen=True)
+class SegmentAnswer:
+    """The answerer's choice for one question.
+
+    :ivar text: the answer.
+    :ivar probability: its probability among the vocabulary.
+    :ivar segment: index (into the features' segments) of the segment the question is about.
+    :ivar segment_probability: the attention on that segment.
+    """
+
+    text: str
+    probability: float
+    segment: int
+    segment_probability: float
+
+
+class SegmentAnswerer(nn.Module):
+    """Answers a question from the scene's segments.
+
+    :param config: shape, classes and answer vocabulary.
+    """
+
+    def __init__(self, config: SegmentAnswererConfig) -> None:
+        super().__init__()
+        self.config = config
+        width = config.hidden_size
+        self.reader = SegmentListener(config.listener_config())
+        self.count_gate = nn.Linear(width, 1)
+        # The attended segment's own features (class, colour, size) reach the head directly
+        # too: read through the relation rounds, its colour is one signal among many.
+        pooled = 3 * width + len(config.class_names) + SEGMENT_GEOMETRY_FEATURES
+        self.norm = nn.LayerNorm(pooled)
+        # Two count inputs (count and its log) stay outside the norm, which would erase scale.
+        self.head = nn.Sequential(nn.Linear(pooled + 2, 2 * width), nn.GELU(),
+                                  nn.Dropout(0.1), nn.Linear(2 * width, len(config.answers)))
+
+    @classmethod
+    def from_listener(cls, listener: SegmentListener, answers: list[str]) -> SegmentAnswerer:
+        """A new answerer whose reader starts as a copy of a trained listener."""
+        answerer = cls(SegmentAnswererConfig(**asdict(listener.config), answers=list(answers)))
+        answerer.reader.load_state_dict(listener.state_dict())
+        return answerer.to(listener.word.weight.device)
+
+    def forward(self, question_ids: torch.Tensor, segments: torch.Tensor, pairs: torch.Tensor,
+                segment_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batched answer logits (B, A) and attention logits over the segments (B, S).
+
+        Takes :meth:`SegmentListener.forward`'s inputs.
+        """
+        state, words = self.reader.encode(question_ids, segments, pairs, segment_mask)
+        focus = self.reader.score_states(state, segment_mask)
+        weights = focus.softmax(dim=-1)[..., None]
+        attended = (weights * state).sum(dim=1)
+        attended_features = (weights * segments).sum(dim=1)
+        gate = torch.sigmoid(self.count_gate(state)).squeeze(-1) * segment_mask
+        count = gate.sum(dim=1, keepdim=True)
+        counted = (gate[..., None] * state).sum(dim=1) / count.clamp_min(1.0)
+        present = (question_ids >= 0).float()[..., None]
+        question = (words * present).sum(dim=1) / present.sum(dim=1).clamp_min(1.0)
+        inputs = torch.cat([self.norm(torch.cat([question, attended, attended_features,
+                                                 counted], dim=-1)),
+                            count, torch.log1p(count)], dim=-1)
+        return self.head(inputs), focus
+
+    @torch.inference_mode()
+    def answer(self, question_ids: list[int], features: SegmentFeatures) -> SegmentAnswer:
+        """The most probable answer about a scene with at least one segment.
+
+        :raises ValueError: when ``features`` has no segment.
+        """
+        if not len(features.segments):
+            raise ValueError("the answerer needs at least one segment")
+        device = self.reader.word.weight.device
+        ids = torch.tensor([question_ids[:self.config.max_question_tokens]], device=device)
+        logits, focus = self(ids, torch.from_numpy(features.objects)[None].to(device),
+                             torch.from_numpy(features.pairs)[None].to(device),
+                             torch.ones(1, len(features.segments), dtype=torch.bool,
+                                        device=device))
+        answer_p = logits[0].float().softmax(dim=-1).cpu().numpy()
+        focus_p = focus[0].float().softmax(dim=-1).cpu().numpy()
+        best, segment = int(np.argmax(answer_p)), int(np.argmax(focus_p))
+        return SegmentAnswer(self.config.answers[best], float(answer_p[best]), segment,
+                             float(focus_p[segment]))
+
+    def extend_vocabulary(self, vocab_size: int) -> None:
+        """Grow the word table (see :meth:`SegmentListener.extend_vocabulary`)."""
+        self.reader.extend_vocabulary(vocab_size)
+        self.config.vocab_size = vocab_size
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``config.json`` and safetensors weights into ``directory``."""
+        checkpoint.save_module(self, asdict(self.config), Path(directory), _WEIGHTS_NAME,
+                               _WEIGHTS_PREFIX)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, device: str = "cpu") -> SegmentAnswerer:
+        """Load an answerer written by :meth:`save_pretrained`, in eval mode.
+
+        :raises DataFormatError: when the config is missing or invalid.
+        :raises CheckpointMismatchError: (a ``DataFormatError``) when the weights are unreadable
+            or do not match the config.
+        """
+        config = checkpoint.read_module_config(Path(directory), SegmentAnswererConfig,
+                                               "segment answerer")
+        answerer = cls(config)
+        checkpoint.load_weights({_WEIGHTS_PREFIX: answerer}, Path(directory) / _WEIGHTS_NAME)
+        return answerer.to(device).eval()

@@ -1,0 +1,93 @@
+"""The object segments of a split's fused scenes, as the side stages (segment listener,
+segment answerer) learn from them, and their padded batches.
+
+Segments are computed from the cached fused scene exactly as the inference node computes them
+(:class:`~scene_llm_ros.grounding.SnapshotGrounder`), so what a stage learns holds online.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from scene_llm_ros.geometry.boxes import pairwise_box_iou
+from scene_llm_ros.grounding import SnapshotGrounder
+from scene_llm_ros.grounding.segment_features import PAIR_FEATURES, SegmentFeatures
+from scene_llm_ros.model import SceneLlm
+from training.checkpoints import TRAINING_JSON, fusion_settings
+from training.dataset import SplitScenes
+from training.errors import TrainingConfigError
+from training.objects import ObjectBox
+from training.scene_cache import FrameSelection, SceneTokenCache
+
+
+def checkpoint_scene_cache(model: SceneLlm, checkpoint_dir: Path, root: str,
+                           cache_dir: str | None) -> SceneTokenCache:
+    """The scene cache of a dataset fused the way the checkpoint's model was trained
+    (default ``<root>/scene_token_cache``, shared with the LLM stages and eval-offline).
+
+    :raises TrainingConfigError: when the checkpoint has no ``training.json``.
+    """
+    settings = fusion_settings(checkpoint_dir)
+    if settings is None:
+        raise TrainingConfigError(f"{checkpoint_dir} has no {TRAINING_JSON}: a side stage "
+                                  "must see the scenes the way the model was trained on them")
+    fusion, frames = settings
+    return SceneTokenCache(Path(cache_dir) if cache_dir else Path(root) / "scene_token_cache",
+                           encoder=model.patch_encoder, fusion=fusion,
+                           frames=FrameSelection(int(frames.get("every_nth", 1)),
+                                                 frames.get("max_frames")))
+
+
+class SceneSegments:
+    """Segment features of the scenes of one split that have any.
+
+    :param scenes: the split's scenes.
+    :param cache: the fused scenes.
+    :param scene_ids: which scenes to describe.
+    :param max_segments: the largest segments kept per scene.
+    :param split: named in the progress bar.
+    """
+
+    def __init__(self, scenes: SplitScenes, cache: SceneTokenCache, scene_ids: list[str], *,
+                 max_segments: int, split: str) -> None:
+        self.features: dict[str, SegmentFeatures] = {}
+        #: The semantic map's classes (the segments' one-hot order).
+        self.class_names: tuple[str, ...] = ()
+        for scene_id in tqdm(scene_ids, desc=f"segments ({split})", unit="scene"):
+            snapshot = cache.get(scenes.scene_dirs[scene_id])
+            if not len(snapshot.points) or snapshot.point_classes is None:
+                continue
+            features = SnapshotGrounder(snapshot).segment_features(max_segments)
+            if len(features.segments):
+                self.features[scene_id] = features
+                self.class_names = snapshot.class_names
+
+    def ious(self, scene_id: str, box: ObjectBox) -> np.ndarray:
+        """float32 (S,) IoU of each segment's box with an annotated box."""
+        segments = self.features[scene_id].segments
+        return pairwise_box_iou(box.center[None], box.size[None],
+                                np.array([s.center for s in segments]),
+                                np.array([s.size for s in segments]))[0].astype(np.float32)
+
+    def collate(self, scene_ids: list[str], questions: list[tuple[int, ...]]
+                ) -> tuple[torch.Tensor, ...]:
+        """Padded (question ids, segments, pairs, segment mask) of a batch; question ids are
+        padded with -1."""
+        count = max(len(self.features[s].segments) for s in scene_ids)
+        length = max(len(q) for q in questions)
+        width = self.features[scene_ids[0]].objects.shape[1]
+        ids = np.full((len(scene_ids), length), -1, np.int64)
+        segments = np.zeros((len(scene_ids), count, width), np.float32)
+        pairs = np.zeros((len(scene_ids), count, count, PAIR_FEATURES), np.float32)
+        mask = np.zeros((len(scene_ids), count), bool)
+        for row, (scene_id, question) in enumerate(zip(scene_ids, questions, strict=True)):
+            scene = self.features[scene_id]
+            n = len(scene.segments)
+            ids[row, :len(question)] = question
+            segments[row, :n] = scene.objects
+            pairs[row, :n, :n] = scene.pairs
+            mask[row, :n] = True
+        return tuple(torch.from_numpy(a) for a in (ids, segments, pairs, mask))
