@@ -5,8 +5,10 @@ scene's object segments are computed from the cached fused scene exactly as the 
 node computes them (:class:`~scene_llm_ros.grounding.SnapshotGrounder`), and the listener
 learns to pick the segment whose box overlaps the annotated box most (cross-entropy over the
 segments; items whose best segment overlaps less than ``min_target_iou`` teach nothing and
-are left out). The LLM and everything else in the checkpoint stay as they are; the output
-is the same checkpoint with ``segment_listener/`` added::
+are left out). Then the box completer (:mod:`training.box_completion`) learns the whole
+object's box from its best segment, over the annotated objects of the same scenes. The LLM
+and everything else in the checkpoint stay as they are; the output is the same checkpoint
+with ``segment_listener/`` and ``box_completer/`` added::
 
     scene-llm train-listener --config training/configs/segment_listener.yaml \\
         --checkpoint runs/embedded/final --data data/synth300 --out runs/listener
@@ -36,6 +38,12 @@ from scene_llm_ros.model.segment_listener import (
     SegmentListenerConfig,
 )
 from training import examples, templates
+from training.box_completion import (
+    BoxCompletionConfig,
+    completion_accuracy,
+    completion_examples,
+    train_box_completer,
+)
 from training.checkpoints import TENSORBOARD_DIR, TRAINING_JSON
 from training.config import OptimConfig
 from training.dataset import SplitScenes
@@ -99,11 +107,13 @@ class ListenerTrainingConfig:
     data: ListenerData = field(default_factory=ListenerData)
     listener: ListenerShape = field(default_factory=ListenerShape)
     optim: ListenerOptim = field(default_factory=ListenerOptim)
+    box_completion: BoxCompletionConfig = field(default_factory=BoxCompletionConfig)
     out_dir: str = "runs/listener"
     log_every: int = 25
 
 
-_SECTIONS = {"data": ListenerData, "listener": ListenerShape, "optim": ListenerOptim}
+_SECTIONS = {"data": ListenerData, "listener": ListenerShape, "optim": ListenerOptim,
+             "box_completion": BoxCompletionConfig}
 
 
 def load_listener_config(path: str | Path, **overrides: Any) -> ListenerTrainingConfig:
@@ -224,6 +234,28 @@ def selection_accuracy(listener: SegmentListener, data: ReferringData, *,
             "best@0.5": float(np.mean(best_iou >= 0.5))}
 
 
+def _train_completion(config: ListenerTrainingConfig, model: SceneLlm, train: tuple,
+                      held_out: tuple) -> dict:
+    """Give the model a box completer fitted on the training scenes' objects (when the
+    config enables it); return the held-out and training box accuracies of segment boxes
+    and completed boxes."""
+    settings = config.box_completion
+    if not settings.enabled:
+        return {}
+    examples = completion_examples(train[0].segments, train[1], settings.min_iou)
+    completer = train_box_completer(settings, examples, list(train[0].class_names),
+                                    seed=config.seed)
+    model.set_box_completer(completer)
+    metrics = {config.data.split: {"segment": completion_accuracy(None, examples),
+                                   "completed": completion_accuracy(completer, examples)}}
+    if held_out[0] is not None:
+        examples = completion_examples(held_out[0].segments, held_out[1], settings.min_iou)
+        metrics[config.data.eval_split] = {"segment": completion_accuracy(None, examples),
+                                           "completed": completion_accuracy(completer,
+                                                                            examples)}
+    return metrics
+
+
 def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -> dict:
     """Train the listener of the checkpoint; write ``OUT/final/`` (the checkpoint with the
     listener), ``OUT/listener.json`` (metrics) and TensorBoard logs.
@@ -239,14 +271,15 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
     data = config.data
     cache = checkpoint_scene_cache(model, checkpoint_dir, data.root, data.cache_dir)
     shape = config.listener
-    train = ReferringData(model, SplitScenes.discover(data.root, data.split), cache, data,
-                          data.split, shape)
+    train_scenes = SplitScenes.discover(data.root, data.split)
+    train = ReferringData(model, train_scenes, cache, data, data.split, shape)
     if not train.items:
         raise EmptyDatasetError(f"no referring expression of split {data.split!r} under "
                                 f"{data.root} has a segment overlapping its object")
-    held_out = (ReferringData(model, SplitScenes.discover(data.root, data.eval_split), cache,
-                              data, data.eval_split, shape)
-                if data.eval_split else None)
+    held_out_scenes = SplitScenes.discover(data.root, data.eval_split) if data.eval_split \
+        else None
+    held_out = (ReferringData(model, held_out_scenes, cache, data, data.eval_split, shape)
+                if held_out_scenes is not None else None)
     listener = SegmentListener(SegmentListenerConfig(
         **asdict(shape), vocab_size=len(model.tokenizer), class_names=list(train.class_names)))
     optim = config.optim
@@ -290,13 +323,16 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
     writer.close()
     listener.eval()
     model.set_segment_listener(listener)
+    completion = _train_completion(config, model, (train, train_scenes),
+                                   (held_out, held_out_scenes))
     model.save_pretrained(out_dir / FINAL_DIR)
     shutil.copy2(checkpoint_dir / TRAINING_JSON, out_dir / FINAL_DIR / TRAINING_JSON)
     summary = {"checkpoint": str(checkpoint_dir), "steps": step,
                "seconds": round(time.perf_counter() - start, 1),
                "config": asdict(config),
                "metrics": {data.split: {**selection_accuracy(listener, train),
-                                        "skipped": train.skipped}}}
+                                        "skipped": train.skipped}},
+               "box_completion": completion}
     if held_out is not None:
         # The last epoch's scores are the final weights' scores.
         summary["metrics"][data.eval_split] = {**held_out_metrics, "skipped": held_out.skipped}

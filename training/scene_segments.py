@@ -54,15 +54,20 @@ class SceneSegments:
     def __init__(self, scenes: SplitScenes, cache: SceneTokenCache, scene_ids: list[str], *,
                  max_segments: int, split: str) -> None:
         self.features: dict[str, SegmentFeatures] = {}
+        #: float32 (S, ...) what a box completer reads of each segment, per scene.
+        self.completion_inputs: dict[str, np.ndarray] = {}
         #: The semantic map's classes (the segments' one-hot order).
         self.class_names: tuple[str, ...] = ()
         for scene_id in tqdm(scene_ids, desc=f"segments ({split})", unit="scene"):
             snapshot = cache.get(scenes.scene_dirs[scene_id])
             if not len(snapshot.points) or snapshot.point_classes is None:
                 continue
-            features = SnapshotGrounder(snapshot).segment_features(max_segments)
+            grounder = SnapshotGrounder(snapshot)
+            features = grounder.segment_features(max_segments)
             if len(features.segments):
                 self.features[scene_id] = features
+                self.completion_inputs[scene_id] = np.stack(
+                    [grounder.completion_inputs(segment) for segment in features.segments])
                 self.class_names = snapshot.class_names
 
     def ious(self, scene_id: str, box: ObjectBox) -> np.ndarray:

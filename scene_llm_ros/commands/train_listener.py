@@ -42,5 +42,12 @@ def run(args: argparse.Namespace) -> int:
                   f"{metrics['acc@0.5']:.3f} (best segment {metrics['best@0.25']:.3f} / "
                   f"{metrics['best@0.5']:.3f}; {metrics['items']} items, {metrics['skipped']} "
                   f"without an overlapping segment)")
+    for split, boxes in summary["box_completion"].items():
+        if boxes["segment"].get("objects"):
+            print(f"{split}: object boxes Acc@0.25 / Acc@0.5 from the best segment "
+                  f"{boxes['segment']['acc@0.25']:.3f} / {boxes['segment']['acc@0.5']:.3f}, "
+                  f"completed {boxes['completed']['acc@0.25']:.3f} / "
+                  f"{boxes['completed']['acc@0.5']:.3f} ({boxes['segment']['objects']} "
+                  f"objects)")
     print(f"checkpoint with listener -> {Path(config.out_dir) / FINAL_DIR}")
     return 0

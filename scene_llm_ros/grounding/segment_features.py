@@ -20,6 +20,9 @@ SEGMENT_GEOMETRY_FEATURES = 14
 #: Numbers per ordered pair: offset (3), horizontal distance (1), footprint gaps (2),
 #: log size ratios (3).
 PAIR_FEATURES = 9
+#: Numbers of a segment's room context: the gaps from its box to the room's low and high
+#: bounds on each axis (an object against a wall is seen from the front only).
+ROOM_CONTEXT_FEATURES = 6
 # Keeps log sizes finite for one-voxel segments.
 _SIZE_FLOOR_M = 0.02
 
@@ -83,6 +86,15 @@ def segment_features(segments: list[ObjectProposal], points: np.ndarray, colors:
     centers = np.array([segment.center for segment in chosen])
     sizes = np.array([segment.size for segment in chosen])
     return SegmentFeatures(chosen, objects, pair_features(centers, sizes))
+
+
+def room_context(centers: np.ndarray, sizes: np.ndarray, room_low: np.ndarray,
+                 room_high: np.ndarray) -> np.ndarray:
+    """float32 (S, ROOM_CONTEXT_FEATURES) gaps between (S, 3) boxes and the room's bounds
+    (the fused surface's lowest and highest corner)."""
+    centers, sizes = np.asarray(centers, np.float64), np.asarray(sizes, np.float64)
+    return np.concatenate([centers - sizes / 2.0 - room_low, room_high - centers - sizes / 2.0],
+                          axis=-1).astype(np.float32)
 
 
 def pair_features(centers: np.ndarray, sizes: np.ndarray) -> np.ndarray:

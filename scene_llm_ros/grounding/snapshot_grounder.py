@@ -16,7 +16,11 @@ from scene_llm_ros.grounding.class_segments import object_classes, segment_by_cl
 from scene_llm_ros.grounding.floor import estimate_floor_height
 from scene_llm_ros.grounding.object_geometry import GroundedGeometry, ground_object
 from scene_llm_ros.grounding.proposals import ObjectProposal
-from scene_llm_ros.grounding.segment_features import SegmentFeatures, segment_features
+from scene_llm_ros.grounding.segment_features import (
+    SegmentFeatures,
+    room_context,
+    segment_features,
+)
 
 #: Box IoU between a refined object and the segment it started from below which the
 #: refinement is dropped (held out: ScanRefer Acc@0.25 0.492 with every refinement, 0.512
@@ -78,6 +82,21 @@ class SnapshotGrounder:
         distance = np.linalg.norm(centers - center, axis=1)
         return candidates[int(np.lexsort((distance, -overlap))[0])]
 
+    @functools.cached_property
+    def room_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """float64 (3,) lowest and highest corner of the fused surface."""
+        points = np.asarray(self.snapshot.points, np.float64)
+        return points.min(axis=0), points.max(axis=0)
+
+    def completion_inputs(self, segment: ObjectProposal) -> np.ndarray:
+        """float32 what a box completer reads of one segment: its listener features (class,
+        colour, place, size) and its :func:`room_context`."""
+        row = segment_features([segment], self.snapshot.points, self.snapshot.colors,
+                               self.snapshot.class_names, floor_z=self.floor_z,
+                               max_segments=1).objects[0]
+        return np.concatenate([row, room_context(segment.center[None], segment.size[None],
+                                                 *self.room_bounds)[0]])
+
     def segment_features(self, max_segments: int) -> SegmentFeatures:
         """Listener inputs for the ``max_segments`` largest segments (kept per size)."""
         if max_segments not in self._features:
@@ -89,9 +108,12 @@ class SnapshotGrounder:
     def listener_segments(self, class_names, max_segments: int) -> SegmentFeatures | None:
         """:meth:`segment_features` for a listener of ``class_names``; None when the
         snapshot has no semantic map or one of other classes."""
-        if self.classes is None or tuple(class_names) != tuple(self.snapshot.class_names):
-            return None
-        return self.segment_features(max_segments)
+        return self.segment_features(max_segments) if self.maps_classes(class_names) else None
+
+    def maps_classes(self, class_names) -> bool:
+        """True when the snapshot has a semantic map of exactly ``class_names``."""
+        return self.classes is not None and \
+            tuple(class_names) == tuple(self.snapshot.class_names)
 
     def ground(self, label: str, center: np.ndarray, size: np.ndarray) -> GroundedGeometry:
         """The object a predicted box of class ``label`` refers to.

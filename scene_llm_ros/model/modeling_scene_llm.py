@@ -26,6 +26,7 @@ from scene_llm_ros.fusion.snapshot import SceneSnapshot
 from scene_llm_ros.grounding.segment_features import SegmentFeatures
 from scene_llm_ros.grounding.snapshot_grounder import SnapshotGrounder
 from scene_llm_ros.model import checkpoint, llm_loading
+from scene_llm_ros.model.box_completion import COMPLETER_DIR, SegmentBoxCompleter
 from scene_llm_ros.model.configuration_scene_llm import SceneLlmConfig
 from scene_llm_ros.model.errors import (
     CheckpointMismatchError,
@@ -179,6 +180,8 @@ class SceneLlm(nn.Module):
         self.segment_listener: SegmentListener | None = None
         #: Gives short answers from the semantic map's segments (trained last; optional).
         self.segment_answerer: SegmentAnswerer | None = None
+        #: Completes a grounded segment's box to the whole object's (optional).
+        self.box_completer: SegmentBoxCompleter | None = None
         self._lock = threading.Lock()
         self._place_own_modules(torch.float32)
 
@@ -219,6 +222,11 @@ class SceneLlm(nn.Module):
                 f"the segment listener reads a vocabulary of {listener.config.vocab_size} "
                 f"tokens, this model's tokenizer has {len(self.tokenizer)}")
         self.segment_listener = listener
+
+    def set_box_completer(self, completer: SegmentBoxCompleter | None) -> None:
+        """Attach (or with None detach) a box completer, which then completes the box of
+        every answer object grounded on a segment of a semantic map of its classes."""
+        self.box_completer = completer
 
     def set_segment_answerer(self, answerer: SegmentAnswerer | None) -> None:
         """Attach (or with None detach) a segment answerer, which then answers the
@@ -310,10 +318,11 @@ class SceneLlm(nn.Module):
         return self.referent_inputs(segments, question, origin)
 
     def train(self, mode: bool = True) -> SceneLlm:
-        """Set the training mode; the segment listener and answerer (trained by their own
-        stages) always run in eval mode, so referent tokens do not depend on dropout."""
+        """Set the training mode; the segment listener, answerer and box completer (trained
+        by their own stages) always run in eval mode, so referent tokens do not depend on
+        dropout."""
         super().train(mode)
-        for side_module in (self.segment_listener, self.segment_answerer):
+        for side_module in (self.segment_listener, self.segment_answerer, self.box_completer):
             if side_module is not None:
                 side_module.eval()
         return self
@@ -750,8 +759,8 @@ class SceneLlm(nn.Module):
         """Write the whole model atomically (safetensors only).
 
         Layout: ``scene_llm.json``, ``scene_llm.safetensors`` (scene encoder, grounding head),
-        ``patch_encoder/`` (built-in encoder), ``segment_listener/`` and ``segment_answerer/``
-        (when attached),
+        ``patch_encoder/`` (built-in encoder), ``segment_listener/``, ``box_completer/`` and
+        ``segment_answerer/`` (when attached),
         ``llm/`` (LLM + tokenizer, unless the config names an external ``llm_path``) and
         ``lora_adapter/`` when the LLM has adapters. With an external ``llm_path`` whose
         tokenizer lacked ``<scene>``/``<ground>``/``<point>``, the embedding and LM-head rows
@@ -778,6 +787,8 @@ class SceneLlm(nn.Module):
                 self.segment_listener.save_pretrained(temporary / LISTENER_DIR)
             if self.segment_answerer is not None:
                 self.segment_answerer.save_pretrained(temporary / ANSWERER_DIR)
+            if self.box_completer is not None:
+                self.box_completer.save_pretrained(temporary / COMPLETER_DIR)
             if self.config.llm_path is None:
                 llm_dir = temporary / checkpoint.LLM_DIR
                 if llm_loading.is_lora(self.llm):
@@ -864,6 +875,9 @@ class SceneLlm(nn.Module):
         if (directory / LISTENER_DIR).is_dir():
             model.set_segment_listener(SegmentListener.from_pretrained(directory / LISTENER_DIR,
                                                                        device=device))
+        if (directory / COMPLETER_DIR).is_dir():
+            model.set_box_completer(SegmentBoxCompleter.from_pretrained(
+                directory / COMPLETER_DIR, device=device))
         if (directory / ANSWERER_DIR).is_dir():
             model.set_segment_answerer(SegmentAnswerer.from_pretrained(directory / ANSWERER_DIR,
                                                                        device=device))

@@ -84,8 +84,12 @@ class SegmentAnswerer(nn.Module):
         self.reader = SegmentListener(config.listener_config())
         self.count_gate = nn.Linear(width, 1)
         # The attended segment's own features (class, colour, size) reach the head directly
-        # too: read through the relation rounds, its colour is one signal among many.
-        pooled = 3 * width + len(config.class_names) + SEGMENT_GEOMETRY_FEATURES
+        # too, through their own MLP: read through the relation rounds, or normalised
+        # together with the states, its colour is one faint signal among hundreds.
+        features = len(config.class_names) + SEGMENT_GEOMETRY_FEATURES
+        self.feature_lift = nn.Sequential(nn.Linear(features, width), nn.GELU(),
+                                          nn.Linear(width, width))
+        pooled = 4 * width
         self.norm = nn.LayerNorm(pooled)
         # Two count inputs (count and its log) stay outside the norm, which would erase scale.
         self.head = nn.Sequential(nn.Linear(pooled + 2, 2 * width), nn.GELU(),
@@ -114,7 +118,8 @@ class SegmentAnswerer(nn.Module):
         counted = (gate[..., None] * state).sum(dim=1) / count.clamp_min(1.0)
         present = (question_ids >= 0).float()[..., None]
         question = (words * present).sum(dim=1) / present.sum(dim=1).clamp_min(1.0)
-        inputs = torch.cat([self.norm(torch.cat([question, attended, attended_features,
+        inputs = torch.cat([self.norm(torch.cat([question, attended,
+                                                 self.feature_lift(attended_features),
                                                  counted], dim=-1)),
                             count, torch.log1p(count)], dim=-1)
         return self.head(inputs), focus

@@ -134,6 +134,10 @@ def test_the_listener_and_answerer_train_on_a_checkpoint_and_ground_answers(work
     assert model.config.object_tokens == 8 and model.config.object_classes == classes
     assert model.segment_listener is not None
     assert model.segment_listener.config.class_names == classes
+    # The stage also fits the box completer, on the training rooms' objects.
+    assert model.box_completer is not None and model.box_completer.config.class_names == classes
+    boxes = summary["box_completion"]["train"]
+    assert boxes["segment"]["objects"] == boxes["completed"]["objects"] > 0
     assert read_training_json(out / "final") == read_training_json(llm.final_dir)
     status = cli_main(["eval-offline", "--checkpoint", str(out / "final"), "--data", str(data),
                        "--split", "test", "--out", str(root / "listener_eval"), "--limit", "2",
