@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from scene_llm_ros.fusion.semantic_map import STRUCTURE_CLASSES
-from scene_llm_ros.geometry.boxes import box_iou, pairwise_box_iou
+from scene_llm_ros.geometry.boxes import box_iou
 from scene_llm_ros.model.box_completion import (
     BoxCompleterConfig,
     SegmentBoxCompleter,
@@ -68,13 +68,10 @@ def completion_examples(segments: SceneSegments, scenes: SplitScenes, min_iou: f
     """One example per annotated object with an overlapping segment (see module doc)."""
     inputs, segment_boxes, object_boxes = [], [], []
     for scene_id, features in segments.features.items():
-        centers = np.array([segment.center for segment in features.segments])
-        sizes = np.array([segment.size for segment in features.segments])
         for obj in scenes.objects(scene_id).values():
             if obj.label in STRUCTURE_CLASSES:
                 continue
-            # The segments' own boxes, whether or not they have been completed since.
-            ious = pairwise_box_iou(obj.center[None], obj.size[None], centers, sizes)[0]
+            ious = segments.ious(scene_id, obj)
             best = int(np.argmax(ious))
             if ious[best] < min_iou:
                 continue

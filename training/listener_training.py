@@ -141,29 +141,23 @@ class ReferringItem:
 
 
 class ReferringData:
-    """The segment features and (after :meth:`add_items`) the items of one split."""
+    """The items and segment features of one split."""
 
-    def __init__(self, scenes: SplitScenes, cache: SceneTokenCache, data: ListenerData,
-                 split: str, shape: ListenerShape) -> None:
-        self.scenes = scenes
+    def __init__(self, model: SceneLlm, scenes: SplitScenes, cache: SceneTokenCache,
+                 data: ListenerData, split: str, shape: ListenerShape) -> None:
         self.items: list[ReferringItem] = []
         self.skipped = 0
-        self._by_scene: dict[str, list] = {}
+        by_scene: dict[str, list] = {}
         for record in _records(data, split):
             if record.scene_id in scenes.scene_dirs:
-                self._by_scene.setdefault(record.scene_id, []).append(record)
-        self.segments = SceneSegments(scenes, cache, sorted(self._by_scene)[:data.max_scenes],
+                by_scene.setdefault(record.scene_id, []).append(record)
+        self.segments = SceneSegments(scenes, cache, sorted(by_scene)[:data.max_scenes],
                                       max_segments=shape.max_segments, split=split)
         #: The semantic map's classes (the segments' one-hot order).
         self.class_names = self.segments.class_names
-
-    def add_items(self, model: SceneLlm, data: ListenerData, shape: ListenerShape) -> None:
-        """One item per description whose object a segment box overlaps by
-        ``min_target_iou`` (the boxes as the segments give them then: completed, once a
-        completer has completed them)."""
         for scene_id in self.segments.features:
-            objects = self.scenes.objects(scene_id)
-            for record in self._by_scene[scene_id]:
+            objects = scenes.objects(scene_id)
+            for record in by_scene[scene_id]:
                 samples = _phrasings(record, objects)
                 if not samples:
                     continue
@@ -240,29 +234,25 @@ def selection_accuracy(listener: SegmentListener, data: ReferringData, *,
             "best@0.5": float(np.mean(best_iou >= 0.5))}
 
 
-def _fit_completer(config: ListenerTrainingConfig, model: SceneLlm, train: ReferringData,
-                   held_out: ReferringData | None) -> dict:
-    """Give the model a box completer fitted on the training scenes' objects and complete
-    both splits' segment boxes (when the config enables it); return the training and
-    held-out box accuracies of segment boxes and completed boxes."""
+def _train_completion(config: ListenerTrainingConfig, model: SceneLlm, train: tuple,
+                      held_out: tuple) -> dict:
+    """Give the model a box completer fitted on the training scenes' objects (when the
+    config enables it); return the held-out and training box accuracies of segment boxes
+    and completed boxes."""
     settings = config.box_completion
     if not settings.enabled:
         return {}
-    examples = {config.data.split: completion_examples(train.segments, train.scenes,
-                                                       settings.min_iou)}
-    completer = train_box_completer(settings, examples[config.data.split],
-                                    list(train.class_names), seed=config.seed)
+    examples = completion_examples(train[0].segments, train[1], settings.min_iou)
+    completer = train_box_completer(settings, examples, list(train[0].class_names),
+                                    seed=config.seed)
     model.set_box_completer(completer)
-    metrics = {}
-    for split, split_data in ((config.data.split, train), (config.data.eval_split, held_out)):
-        if split_data is None:
-            continue
-        if split not in examples:
-            examples[split] = completion_examples(split_data.segments, split_data.scenes,
-                                                  settings.min_iou)
-        metrics[split] = {"segment": completion_accuracy(None, examples[split]),
-                          "completed": completion_accuracy(completer, examples[split])}
-        split_data.segments.complete_boxes(completer)
+    metrics = {config.data.split: {"segment": completion_accuracy(None, examples),
+                                   "completed": completion_accuracy(completer, examples)}}
+    if held_out[0] is not None:
+        examples = completion_examples(held_out[0].segments, held_out[1], settings.min_iou)
+        metrics[config.data.eval_split] = {"segment": completion_accuracy(None, examples),
+                                           "completed": completion_accuracy(completer,
+                                                                            examples)}
     return metrics
 
 
@@ -281,20 +271,15 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
     data = config.data
     cache = checkpoint_scene_cache(model, checkpoint_dir, data.root, data.cache_dir)
     shape = config.listener
-    train = ReferringData(SplitScenes.discover(data.root, data.split), cache, data,
-                          data.split, shape)
-    held_out = (ReferringData(SplitScenes.discover(data.root, data.eval_split), cache, data,
-                              data.eval_split, shape)
-                if data.eval_split else None)
-    # Completed boxes first: the listener then learns the segment whose completed box
-    # overlaps the object most, as grounding will box it.
-    completion = _fit_completer(config, model, train, held_out)
-    for split_data in (train, held_out):
-        if split_data is not None:
-            split_data.add_items(model, data, shape)
+    train_scenes = SplitScenes.discover(data.root, data.split)
+    train = ReferringData(model, train_scenes, cache, data, data.split, shape)
     if not train.items:
         raise EmptyDatasetError(f"no referring expression of split {data.split!r} under "
                                 f"{data.root} has a segment overlapping its object")
+    held_out_scenes = SplitScenes.discover(data.root, data.eval_split) if data.eval_split \
+        else None
+    held_out = (ReferringData(model, held_out_scenes, cache, data, data.eval_split, shape)
+                if held_out_scenes is not None else None)
     listener = SegmentListener(SegmentListenerConfig(
         **asdict(shape), vocab_size=len(model.tokenizer), class_names=list(train.class_names)))
     optim = config.optim
@@ -338,6 +323,8 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
     writer.close()
     listener.eval()
     model.set_segment_listener(listener)
+    completion = _train_completion(config, model, (train, train_scenes),
+                                   (held_out, held_out_scenes))
     model.save_pretrained(out_dir / FINAL_DIR)
     shutil.copy2(checkpoint_dir / TRAINING_JSON, out_dir / FINAL_DIR / TRAINING_JSON)
     summary = {"checkpoint": str(checkpoint_dir), "steps": step,

@@ -16,7 +16,6 @@ from scene_llm_ros.geometry.boxes import pairwise_box_iou
 from scene_llm_ros.grounding import SnapshotGrounder
 from scene_llm_ros.grounding.segment_features import PAIR_FEATURES, SegmentFeatures
 from scene_llm_ros.model import SceneLlm
-from scene_llm_ros.model.box_completion import SegmentBoxCompleter, complete_box
 from training.checkpoints import TRAINING_JSON, fusion_settings
 from training.dataset import SplitScenes
 from training.errors import TrainingConfigError
@@ -55,8 +54,6 @@ class SceneSegments:
     def __init__(self, scenes: SplitScenes, cache: SceneTokenCache, scene_ids: list[str], *,
                  max_segments: int, split: str) -> None:
         self.features: dict[str, SegmentFeatures] = {}
-        #: (S, 3) centres and sizes of each scene's segment boxes (see complete_boxes).
-        self.boxes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         #: float32 (S, ...) what a box completer reads of each segment, per scene.
         self.completion_inputs: dict[str, np.ndarray] = {}
         #: The semantic map's classes (the segments' one-hot order).
@@ -71,25 +68,14 @@ class SceneSegments:
                 self.features[scene_id] = features
                 self.completion_inputs[scene_id] = np.stack(
                     [grounder.completion_inputs(segment) for segment in features.segments])
-                self.boxes[scene_id] = (np.array([s.center for s in features.segments]),
-                                        np.array([s.size for s in features.segments]))
                 self.class_names = snapshot.class_names
 
-    def complete_boxes(self, completer: SegmentBoxCompleter) -> None:
-        """Replace every segment's box with its completed box (what grounding reports)."""
-        for scene_id, inputs in self.completion_inputs.items():
-            features = self.features[scene_id]
-            with torch.no_grad():
-                deltas = completer(torch.from_numpy(inputs)).double().numpy()
-            self.boxes[scene_id] = complete_box(
-                np.array([s.center for s in features.segments]),
-                np.array([s.size for s in features.segments]), deltas)
-
     def ious(self, scene_id: str, box: ObjectBox) -> np.ndarray:
-        """float32 (S,) IoU of each segment's box (:attr:`boxes`) with an annotated box."""
-        centers, sizes = self.boxes[scene_id]
-        return pairwise_box_iou(box.center[None], box.size[None], centers,
-                                sizes)[0].astype(np.float32)
+        """float32 (S,) IoU of each segment's box with an annotated box."""
+        segments = self.features[scene_id].segments
+        return pairwise_box_iou(box.center[None], box.size[None],
+                                np.array([s.center for s in segments]),
+                                np.array([s.size for s in segments]))[0].astype(np.float32)
 
     def collate(self, scene_ids: list[str], questions: list[tuple[int, ...]]
                 ) -> tuple[torch.Tensor, ...]:
