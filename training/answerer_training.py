@@ -10,7 +10,7 @@ inference node computes them. The rest of the checkpoint is untouched; the outpu
 same checkpoint with ``segment_answerer/`` added::
 
     scene-llm train-answerer --config training/configs/segment_answerer.yaml \\
-        --checkpoint runs/qa/final --data data/synth300 --out runs/answerer
+        --checkpoint runs/listener/final --data data/synth300 --out runs/answerer
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from training import examples, templates
 from training.checkpoints import TENSORBOARD_DIR, TRAINING_JSON
 from training.config import OptimConfig
 from training.dataset import SplitScenes
-from training.epoch_stage import EpochOptim, load_epoch_stage_config
+from training.epoch_stage import EpochOptim, SegmentStageData, load_epoch_stage_config
 from training.errors import EmptyDatasetError, TrainingConfigError
 from training.scene_cache import SceneTokenCache
 from training.scene_segments import SceneSegments, checkpoint_scene_cache
@@ -53,12 +53,9 @@ _VARIANTS = 8
 
 
 @dataclass
-class AnswererData:
+class AnswererData(SegmentStageData):
     """Questions to learn from.
 
-    :ivar root: dataset root (ScanNet layout with ``annotations/``).
-    :ivar split: training split; ``eval_split`` is only reported, never selected on.
-    :ivar cache_dir: scene-token cache (default ``<root>/scene_token_cache``).
     :ivar sources: which of ``scanqa`` and ``sqa3d`` to learn from.
     :ivar min_answer_count: answers rarer than this in the training split are not in the
         vocabulary (questions with none of their answers in it teach nothing).
@@ -66,15 +63,9 @@ class AnswererData:
         attention target.
     """
 
-    root: str = ""
-    split: str = "train"
-    eval_split: str | None = "test"
-    annotations_dir: str | None = None
-    cache_dir: str | None = None
     sources: list[str] = field(default_factory=lambda: list(SOURCES))
     min_answer_count: int = 2
     min_focus_iou: float = 0.25
-    max_scenes: int | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.sources) - set(SOURCES))
@@ -84,18 +75,13 @@ class AnswererData:
         if self.min_answer_count < 1:
             raise TrainingConfigError("data.min_answer_count must be >= 1")
 
-    @property
-    def annotations_path(self) -> Path:
-        return Path(self.annotations_dir) if self.annotations_dir else Path(self.root) / \
-            "annotations"
-
 
 @dataclass
 class AnswererOptim(EpochOptim):
     """The shared epoch schedule, a gradient-norm clip and the attention loss weight."""
 
     lr: float = 1e-3
-    epochs: int = 8
+    epochs: int = 12
     grad_clip: float = 1.0
     focus_weight: float = 0.5
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce the embedded default model shipped in scene_llm_ros/embedded_model/, exactly as it
-# was made (2 CPU cores, about an hour). Run from the repository root after `make setup`:
+# Reproduce the embedded default model shipped in scene_llm_ros/embedded_model/ (2 CPU cores,
+# about an hour and a quarter). Run from the repository root after `make setup`:
 #   . tools/env.sh && bash training/embedded_model.sh [WORK_DIR]
 # WORK_DIR (default runs/embedded_model) receives the dataset, the runs and the evaluation;
 # the package copy is replaced only after every step succeeded.
@@ -23,20 +23,26 @@ OMP_NUM_THREADS=2 scene-llm align-encoder --config training/configs/encoder_alig
 scene-llm train --config training/configs/embedded.yaml --data "$data" --out "$work/llm" \
     --encoder "$work/encoder/patch_encoder"
 
-# The segment listener: which object segment of the fused scene a description means.
-OMP_NUM_THREADS=2 scene-llm train-listener --config training/configs/segment_listener.yaml \
-    --checkpoint "$work/llm/final" --data "$data" --out "$work/listener"
-
 # More steps of the whole scene LLM on a mix weighted towards question answering.
 scene-llm train --config training/configs/qa_tuning.yaml --data "$data" --out "$work/qa" \
-    --init-from "$work/listener/final"
+    --init-from "$work/llm/final"
+
+# The box completer (whole object boxes from the seen parts), then the segment listener:
+# which object segment of the fused scene a description means.
+OMP_NUM_THREADS=2 scene-llm train-listener --config training/configs/segment_listener.yaml \
+    --checkpoint "$work/qa/final" --data "$data" --out "$work/listener"
+
+# The segment answerer: short answers (ScanQA, SQA3D) from the segments, starting from the
+# listener.
+OMP_NUM_THREADS=2 scene-llm train-answerer --config training/configs/segment_answerer.yaml \
+    --checkpoint "$work/listener/final" --data "$data" --out "$work/answerer"
 
 # Held-out report (the numbers quoted in training/README.md).
-scene-llm eval-offline --checkpoint "$work/qa/final" --data "$data" --split test \
+scene-llm eval-offline --checkpoint "$work/answerer/final" --data "$data" --split test \
     --out "$work/eval" --no-meteor
 
 rm -rf scene_llm_ros/embedded_model.new
-cp -r "$work/qa/final" scene_llm_ros/embedded_model.new
+cp -r "$work/answerer/final" scene_llm_ros/embedded_model.new
 rm -rf scene_llm_ros/embedded_model.new/training_state
 rm -rf scene_llm_ros/embedded_model
 mv scene_llm_ros/embedded_model.new scene_llm_ros/embedded_model

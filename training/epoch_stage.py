@@ -1,5 +1,6 @@
-"""What the epoch-based side stages share (stage 0's encoder alignment, the segment listener):
-their optimiser section and how their YAML file is read."""
+"""What the epoch-based side stages share (stage 0's encoder alignment, the segment listener
+and answerer): their optimiser section, the segment stages' data section, and how their YAML
+file is read."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,6 +14,31 @@ from training.errors import TrainingConfigError
 
 #: Top-level keys besides the sections, with their types.
 _TOP_LEVEL = {"seed": int, "out_dir": str, "log_every": int}
+
+
+@dataclass
+class SegmentStageData:
+    """The data section the segment stages (listener, answerer) share.
+
+    :ivar root: dataset root (ScanNet layout with ``annotations/``).
+    :ivar split: training split; ``eval_split`` is only reported, never selected on.
+    :ivar annotations_dir: annotation files (default ``<root>/annotations``).
+    :ivar cache_dir: scene-token cache (default ``<root>/scene_token_cache``), shared with
+        the LLM stages and eval-offline.
+    :ivar max_scenes: learn from at most this many scenes (a quick run).
+    """
+
+    root: str = ""
+    split: str = "train"
+    eval_split: str | None = "test"
+    annotations_dir: str | None = None
+    cache_dir: str | None = None
+    max_scenes: int | None = None
+
+    @property
+    def annotations_path(self) -> Path:
+        return Path(self.annotations_dir) if self.annotations_dir else Path(self.root) / \
+            "annotations"
 
 
 @dataclass

@@ -47,7 +47,7 @@ from training.box_completion import (
 from training.checkpoints import TENSORBOARD_DIR, TRAINING_JSON
 from training.config import OptimConfig
 from training.dataset import SplitScenes
-from training.epoch_stage import EpochOptim, load_epoch_stage_config
+from training.epoch_stage import EpochOptim, SegmentStageData, load_epoch_stage_config
 from training.errors import EmptyDatasetError
 from training.scene_cache import SceneTokenCache
 from training.scene_segments import SceneSegments, checkpoint_scene_cache
@@ -64,30 +64,15 @@ _SINGLE_TARGET = ("st_w_d", "st_wo_d")
 
 
 @dataclass
-class ListenerData:
+class ListenerData(SegmentStageData):
     """Referring expressions to learn from.
 
-    :ivar root: dataset root (ScanNet layout with ``annotations/``).
-    :ivar split: training split; ``eval_split`` is only reported, never selected on.
-    :ivar cache_dir: scene-token cache (default ``<root>/scene_token_cache``), shared with
-        the LLM stages and eval-offline.
     :ivar multi3drefer: also learn from single-target Multi3DRefer descriptions.
     :ivar min_target_iou: items whose best segment overlaps the true box less are skipped.
     """
 
-    root: str = ""
-    split: str = "train"
-    eval_split: str | None = "test"
-    annotations_dir: str | None = None
-    cache_dir: str | None = None
     multi3drefer: bool = True
     min_target_iou: float = 0.25
-    max_scenes: int | None = None
-
-    @property
-    def annotations_path(self) -> Path:
-        return Path(self.annotations_dir) if self.annotations_dir else Path(self.root) / \
-            "annotations"
 
 
 @dataclass

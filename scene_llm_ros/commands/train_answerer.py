@@ -3,7 +3,7 @@
 Example::
 
     scene-llm train-answerer --config training/configs/segment_answerer.yaml \\
-        --checkpoint runs/qa/final --data data/synth300 --out runs/answerer
+        --checkpoint runs/listener/final --data data/synth300 --out runs/answerer
 """
 from __future__ import annotations
 

@@ -11,8 +11,7 @@ question-independent and trained with the segment listener; it is stored beside 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -75,11 +74,16 @@ def box_deltas(center: np.ndarray, size: np.ndarray, target_center: np.ndarray,
                           ).astype(np.float32)
 
 
-class SegmentBoxCompleter(nn.Module):
+class SegmentBoxCompleter(checkpoint.SideModuleFiles, nn.Module):
     """Regresses box deltas from :meth:`SnapshotGrounder.completion_inputs`.
 
     :param config: the shape.
     """
+
+    config_class = BoxCompleterConfig
+    weights_name = _WEIGHTS_NAME
+    weights_prefix = _WEIGHTS_PREFIX
+    description = "box completer"
 
     def __init__(self, config: BoxCompleterConfig) -> None:
         super().__init__()
@@ -117,23 +121,3 @@ class SegmentBoxCompleter(nn.Module):
         device = self.input_mean.device
         deltas = self(torch.from_numpy(inputs)[None].to(device))[0].double().cpu().numpy()
         return complete_box(center, size, deltas)
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write ``config.json`` and safetensors weights into ``directory``."""
-        checkpoint.save_module(self, asdict(self.config), Path(directory), _WEIGHTS_NAME,
-                               _WEIGHTS_PREFIX)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, *,
-                        device: str = "cpu") -> SegmentBoxCompleter:
-        """Load a completer written by :meth:`save_pretrained`, in eval mode.
-
-        :raises DataFormatError: when the config is missing or invalid.
-        :raises CheckpointMismatchError: (a ``DataFormatError``) when the weights are unreadable
-            or do not match the config.
-        """
-        config = checkpoint.read_module_config(Path(directory), BoxCompleterConfig,
-                                               "box completer")
-        completer = cls(config)
-        checkpoint.load_weights({_WEIGHTS_PREFIX: completer}, Path(directory) / _WEIGHTS_NAME)
-        return completer.to(device).eval()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -105,20 +106,41 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         os.replace(temporary, target)
 
 
-def save_module(module: nn.Module, config: dict, directory: Path, weights_name: str,
-                prefix: str) -> None:
-    """Write a side module's JSON config and safetensors weights into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / MODULE_CONFIG_NAME).write_text(json.dumps(config, indent=1) + "\n")
-    save_weights({prefix: module}, directory / weights_name)
+class SideModuleFiles:
+    """``save_pretrained`` / ``from_pretrained`` of a side module (segment listener, box
+    completer, answerer): a JSON config and safetensors weights in its own directory.
 
-
-def read_module_config(directory: Path, config_cls: type, what: str):
-    """The ``config_cls`` a side module's directory holds.
-
-    :raises DataFormatError: naming ``what`` when the file is missing or invalid.
+    A subclass (also an ``nn.Module`` whose ``config`` is a dataclass of ``config_class``)
+    names its ``config_class``, ``weights_name``, ``weights_prefix`` and ``description``.
     """
-    try:
-        return config_cls(**json.loads((directory / MODULE_CONFIG_NAME).read_text()))
-    except (OSError, ValueError, TypeError) as exc:
-        raise DataFormatError(f"cannot load the {what} from {directory}: {exc}") from exc
+
+    config_class: type
+    weights_name: str
+    weights_prefix: str
+    description: str
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``config.json`` and safetensors weights into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / MODULE_CONFIG_NAME).write_text(
+            json.dumps(dataclasses.asdict(self.config), indent=1) + "\n")
+        save_weights({self.weights_prefix: self}, directory / self.weights_name)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, device: str = "cpu"):
+        """Load a module written by :meth:`save_pretrained`, in eval mode.
+
+        :raises DataFormatError: when the config is missing or invalid.
+        :raises CheckpointMismatchError: (a ``DataFormatError``) when the weights are unreadable
+            or do not match the config.
+        """
+        directory = Path(directory)
+        try:
+            config = cls.config_class(**json.loads((directory / MODULE_CONFIG_NAME).read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise DataFormatError(f"cannot load the {cls.description} from {directory}: "
+                                  f"{exc}") from exc
+        module = cls(config)
+        load_weights({cls.weights_prefix: module}, directory / cls.weights_name)
+        return module.to(device).eval()

@@ -13,7 +13,6 @@ the answer. It is stored beside the LLM in ``segment_answerer/``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -71,11 +70,16 @@ class SegmentAnswer:
     segment_probability: float
 
 
-class SegmentAnswerer(nn.Module):
+class SegmentAnswerer(checkpoint.SideModuleFiles, nn.Module):
     """Answers a question from the scene's segments.
 
     :param config: shape, classes and answer vocabulary.
     """
+
+    config_class = SegmentAnswererConfig
+    weights_name = _WEIGHTS_NAME
+    weights_prefix = _WEIGHTS_PREFIX
+    description = "segment answerer"
 
     def __init__(self, config: SegmentAnswererConfig) -> None:
         super().__init__()
@@ -148,22 +152,3 @@ class SegmentAnswerer(nn.Module):
         """Grow the word table (see :meth:`SegmentListener.extend_vocabulary`)."""
         self.reader.extend_vocabulary(vocab_size)
         self.config.vocab_size = vocab_size
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write ``config.json`` and safetensors weights into ``directory``."""
-        checkpoint.save_module(self, asdict(self.config), Path(directory), _WEIGHTS_NAME,
-                               _WEIGHTS_PREFIX)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, *, device: str = "cpu") -> SegmentAnswerer:
-        """Load an answerer written by :meth:`save_pretrained`, in eval mode.
-
-        :raises DataFormatError: when the config is missing or invalid.
-        :raises CheckpointMismatchError: (a ``DataFormatError``) when the weights are unreadable
-            or do not match the config.
-        """
-        config = checkpoint.read_module_config(Path(directory), SegmentAnswererConfig,
-                                               "segment answerer")
-        answerer = cls(config)
-        checkpoint.load_weights({_WEIGHTS_PREFIX: answerer}, Path(directory) / _WEIGHTS_NAME)
-        return answerer.to(device).eval()

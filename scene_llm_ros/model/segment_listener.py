@@ -11,8 +11,7 @@ the scene LLM's tokenizer and is stored beside the LLM in ``segment_listener/``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -81,11 +80,16 @@ class SegmentListenerConfig(ListenerShape):
             raise ValueError("class_names must be a non-empty list without duplicates")
 
 
-class SegmentListener(nn.Module):
+class SegmentListener(checkpoint.SideModuleFiles, nn.Module):
     """Scores the segments of a scene for a question.
 
     :param config: the listener's shape.
     """
+
+    config_class = SegmentListenerConfig
+    weights_name = _WEIGHTS_NAME
+    weights_prefix = _WEIGHTS_PREFIX
+    description = "segment listener"
 
     def __init__(self, config: SegmentListenerConfig) -> None:
         super().__init__()
@@ -188,22 +192,3 @@ class SegmentListener(nn.Module):
                       torch.from_numpy(features.pairs)[None].to(device),
                       torch.ones(1, len(features.segments), dtype=torch.bool, device=device))
         return logits[0].float().log_softmax(dim=-1).cpu().numpy()
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write ``config.json`` and safetensors weights into ``directory``."""
-        checkpoint.save_module(self, asdict(self.config), Path(directory), _WEIGHTS_NAME,
-                               _WEIGHTS_PREFIX)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, *, device: str = "cpu") -> SegmentListener:
-        """Load a listener written by :meth:`save_pretrained`, in eval mode.
-
-        :raises DataFormatError: when the config is missing or invalid.
-        :raises CheckpointMismatchError: (a ``DataFormatError``) when the weights are unreadable
-            or do not match the config.
-        """
-        config = checkpoint.read_module_config(Path(directory), SegmentListenerConfig,
-                                               "segment listener")
-        listener = cls(config)
-        checkpoint.load_weights({_WEIGHTS_PREFIX: listener}, Path(directory) / _WEIGHTS_NAME)
-        return listener.to(device).eval()
