@@ -55,3 +55,14 @@ def test_the_embedded_model_grounds_objects_of_a_fused_room():
         truth = next(o for o in scene.objects if o.label == name)
         iou = box_iou(geometry.center, geometry.size, truth.center, truth.box_max - truth.box_min)
         assert label == name and iou > 0.1, (name, label, iou)
+    # The shipped answerer answers short questions from the same segments and grounds them;
+    # the shipped completer gives grounded segments whole-object boxes.
+    assert model.segment_answerer is not None and model.box_completer is not None
+    snapshot = grounder.snapshot
+    for question, expected in (("Is there a sofa in the room?", "yes"),
+                               ("How many sofas are in this room?", "1"),
+                               ("Is there a toilet in the room?", "no")):
+        short = model.answer(snapshot, question, task="qa", grounder=grounder)
+        assert short.text == expected and short.tokens_generated == 1, (question, short.text)
+    assert [o.label for o in model.answer(snapshot, "What colour is the sofa?", task="qa",
+                                          grounder=grounder).objects] == ["sofa"]
