@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import json
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from scene_llm_ros.embedded import resolve_model_path
 from scene_llm_ros.metrics.text import clean_answer
@@ -34,13 +32,16 @@ from scene_llm_ros.model import SceneLlm
 from scene_llm_ros.model.segment_answerer import SegmentAnswerer, answerer_question
 from training import examples, templates
 from training.checkpoints import TENSORBOARD_DIR, TRAINING_JSON
-from training.config import OptimConfig
 from training.dataset import SplitScenes
-from training.epoch_stage import EpochOptim, SegmentStageData, load_epoch_stage_config
+from training.epoch_stage import (
+    EpochOptim,
+    SegmentStageData,
+    load_epoch_stage_config,
+    train_in_epochs,
+)
 from training.errors import EmptyDatasetError, TrainingConfigError
 from training.scene_cache import SceneTokenCache
 from training.scene_segments import SceneSegments, checkpoint_scene_cache
-from training.schedule import lr_at
 from training.sources import read_source, source_available
 
 #: The checkpoint with the answerer inside the run directory, and the run's summary.
@@ -298,49 +299,32 @@ def train_answerer(config: AnswererTrainingConfig, checkpoint_dir: str | Path) -
                 if data.eval_split else None)
     answerer = SegmentAnswerer.from_listener(listener, answers).train()
     optim = config.optim
-    optimizer = torch.optim.AdamW(answerer.parameters(), lr=optim.lr,
-                                  weight_decay=optim.weight_decay)
-    total = math.ceil(len(train.items) / optim.batch_size) * optim.epochs
-    schedule = OptimConfig(lr=optim.lr, min_lr_ratio=optim.min_lr_ratio,
-                           warmup_steps=optim.warmup_steps, max_steps=total)
     out_dir = Path(config.out_dir)
     writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR))
     start = time.perf_counter()
-    step = 0
     held_out_metrics: dict[str, float] = {"items": 0}
-    progress = tqdm(total=total, desc="answerer", unit="step")
-    for _ in range(optim.epochs):
-        order = rng.permutation(len(train.items))
-        for first in range(0, len(order), optim.batch_size):
-            chunk = [train.items[i] for i in order[first:first + optim.batch_size]]
-            ids, segments, pairs, mask, target, focus = train.collate(
-                chunk, rng.integers(0, 1 << 16, len(chunk)).tolist(), len(answers))
-            lr = lr_at(step, schedule)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            logits, attention = answerer(ids, segments, pairs, mask)
-            answer_loss = F.cross_entropy(logits, target)
-            focus_loss = (F.cross_entropy(attention, focus, ignore_index=-1)
-                          if (focus >= 0).any() else attention.sum() * 0.0)
-            loss = answer_loss + optim.focus_weight * focus_loss
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(answerer.parameters(), optim.grad_clip)
-            optimizer.step()
-            step += 1
-            progress.update()
-            if step % config.log_every == 0 or step == total:
-                writer.add_scalar("loss/answer", answer_loss.item(), step)
-                writer.add_scalar("loss/focus", focus_loss.item(), step)
-                writer.add_scalar("lr", lr, step)
-                rate = step * optim.batch_size / (time.perf_counter() - start)
-                progress.set_postfix(loss=f"{loss.item():.3f}", items_per_s=f"{rate:.0f}")
+
+    def batch_loss(chunk: list[QuestionItem]) -> tuple[torch.Tensor, dict[str, float]]:
+        ids, segments, pairs, mask, target, focus = train.collate(
+            chunk, rng.integers(0, 1 << 16, len(chunk)).tolist(), len(answers))
+        logits, attention = answerer(ids, segments, pairs, mask)
+        answer_loss = F.cross_entropy(logits, target)
+        focus_loss = (F.cross_entropy(attention, focus, ignore_index=-1)
+                      if (focus >= 0).any() else attention.sum() * 0.0)
+        return answer_loss + optim.focus_weight * focus_loss, \
+            {"answer": answer_loss.item(), "focus": focus_loss.item()}
+
+    def after_epoch(step: int) -> None:
+        nonlocal held_out_metrics
         if held_out is not None and held_out.items:
             held_out_metrics = answer_accuracy(answerer, held_out)
             for name, value in held_out_metrics.items():
                 if name != "items":
                     writer.add_scalar(f"held_out/{name}", value, step)
-    progress.close()
+
+    step = train_in_epochs(answerer, train.items, optim, grad_clip=optim.grad_clip, rng=rng,
+                           writer=writer, log_every=config.log_every, desc="answerer",
+                           batch_loss=batch_loss, after_epoch=after_epoch)
     writer.close()
     answerer.eval()
     model.set_segment_answerer(answerer)

@@ -3,14 +3,22 @@ and answerer): their optimiser section, the segment stages' data section, and ho
 file is read."""
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 import yaml
+from torch import nn
+from tqdm import tqdm
 
-from training.config import section_from_mapping
+from training.config import OptimConfig, section_from_mapping
 from training.errors import TrainingConfigError
+from training.schedule import lr_at
 
 #: Top-level keys besides the sections, with their types.
 _TOP_LEVEL = {"seed": int, "out_dir": str, "log_every": int}
@@ -85,3 +93,47 @@ def load_epoch_stage_config(path: str | Path, config_cls: type, sections: dict[s
     if overrides.get("epochs") is not None:
         config.optim.epochs = int(overrides["epochs"])
     return config
+
+
+def train_in_epochs(module: nn.Module, items: list, optim: EpochOptim, *, grad_clip: float,
+                    rng: np.random.Generator, writer, log_every: int, desc: str,
+                    batch_loss: Callable[[list], tuple[torch.Tensor, dict[str, float]]],
+                    after_epoch: Callable[[int], None]) -> int:
+    """AdamW over ``optim.epochs`` shuffled passes of ``items`` with warm-up and cosine decay
+    and a gradient-norm clip (the segment stages' loop).
+
+    :param batch_loss: a batch's loss to minimise and the named values to log (``loss/...``).
+    :param after_epoch: called with the step count after every pass (held-out scores).
+    :return: the number of steps.
+    """
+    optimizer = torch.optim.AdamW(module.parameters(), lr=optim.lr,
+                                  weight_decay=optim.weight_decay)
+    total = math.ceil(len(items) / optim.batch_size) * optim.epochs
+    schedule = OptimConfig(lr=optim.lr, min_lr_ratio=optim.min_lr_ratio,
+                           warmup_steps=optim.warmup_steps, max_steps=total)
+    start = time.perf_counter()
+    step = 0
+    progress = tqdm(total=total, desc=desc, unit="step")
+    for _ in range(optim.epochs):
+        order = rng.permutation(len(items))
+        for first in range(0, len(order), optim.batch_size):
+            chunk = [items[i] for i in order[first:first + optim.batch_size]]
+            lr = lr_at(step, schedule)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, logged = batch_loss(chunk)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+            optimizer.step()
+            step += 1
+            progress.update()
+            if step % log_every == 0 or step == total:
+                for name, value in logged.items():
+                    writer.add_scalar(f"loss/{name}", value, step)
+                writer.add_scalar("lr", lr, step)
+                rate = step * optim.batch_size / (time.perf_counter() - start)
+                progress.set_postfix(loss=f"{loss.item():.3f}", items_per_s=f"{rate:.0f}")
+        after_epoch(step)
+    progress.close()
+    return step

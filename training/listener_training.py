@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,7 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from scene_llm_ros.data import annotations as ann
 from scene_llm_ros.embedded import resolve_model_path
@@ -45,13 +43,16 @@ from training.box_completion import (
     train_box_completer,
 )
 from training.checkpoints import TENSORBOARD_DIR, TRAINING_JSON
-from training.config import OptimConfig
 from training.dataset import SplitScenes
-from training.epoch_stage import EpochOptim, SegmentStageData, load_epoch_stage_config
+from training.epoch_stage import (
+    EpochOptim,
+    SegmentStageData,
+    load_epoch_stage_config,
+    train_in_epochs,
+)
 from training.errors import EmptyDatasetError
 from training.scene_cache import SceneTokenCache
 from training.scene_segments import SceneSegments, checkpoint_scene_cache
-from training.schedule import lr_at
 from training.sources import read_source, source_available
 
 logger = logging.getLogger(__name__)
@@ -268,43 +269,27 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
     listener = SegmentListener(SegmentListenerConfig(
         **asdict(shape), vocab_size=len(model.tokenizer), class_names=list(train.class_names)))
     optim = config.optim
-    optimizer = torch.optim.AdamW(listener.parameters(), lr=optim.lr,
-                                  weight_decay=optim.weight_decay)
-    total = math.ceil(len(train.items) / optim.batch_size) * optim.epochs
-    schedule = OptimConfig(lr=optim.lr, min_lr_ratio=optim.min_lr_ratio,
-                           warmup_steps=optim.warmup_steps, max_steps=total)
     out_dir = Path(config.out_dir)
     writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR))
     start = time.perf_counter()
-    step = 0
     held_out_metrics = {"items": 0}
-    progress = tqdm(total=total, desc="listener", unit="step")
-    for _ in range(optim.epochs):
-        order = rng.permutation(len(train.items))
-        for first in range(0, len(order), optim.batch_size):
-            chunk = [train.items[i] for i in order[first:first + optim.batch_size]]
-            ids, segments, pairs, mask, ious = train.collate(
-                chunk, rng.integers(0, 1 << 16, len(chunk)).tolist())
-            lr = lr_at(step, schedule)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss = F.cross_entropy(listener(ids, segments, pairs, mask), ious.argmax(dim=1))
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(listener.parameters(), optim.grad_clip)
-            optimizer.step()
-            step += 1
-            progress.update()
-            if step % config.log_every == 0 or step == total:
-                writer.add_scalar("loss/listener", loss.item(), step)
-                writer.add_scalar("lr", lr, step)
-                rate = step * optim.batch_size / (time.perf_counter() - start)
-                progress.set_postfix(loss=f"{loss.item():.3f}", items_per_s=f"{rate:.0f}")
+
+    def batch_loss(chunk: list[ReferringItem]) -> tuple[torch.Tensor, dict[str, float]]:
+        ids, segments, pairs, mask, ious = train.collate(
+            chunk, rng.integers(0, 1 << 16, len(chunk)).tolist())
+        loss = F.cross_entropy(listener(ids, segments, pairs, mask), ious.argmax(dim=1))
+        return loss, {"listener": loss.item()}
+
+    def after_epoch(step: int) -> None:
+        nonlocal held_out_metrics
         if held_out is not None and held_out.items:
             held_out_metrics = selection_accuracy(listener, held_out)
             writer.add_scalar("held_out/acc@0.25", held_out_metrics["acc@0.25"], step)
             writer.add_scalar("held_out/acc@0.5", held_out_metrics["acc@0.5"], step)
-    progress.close()
+
+    step = train_in_epochs(listener, train.items, optim, grad_clip=optim.grad_clip, rng=rng,
+                           writer=writer, log_every=config.log_every, desc="listener",
+                           batch_loss=batch_loss, after_epoch=after_epoch)
     writer.close()
     listener.eval()
     model.set_segment_listener(listener)
