@@ -154,7 +154,7 @@ class ReferringData:
                 self.items.append(ReferringItem(
                     scene_id, tuple(tuple(model.question_ids(s.question)
                                           [:shape.max_question_tokens]) for s in samples),
-                    ious))
+                    ious.astype(np.float32)))
 
     def collate(self, items: list[ReferringItem], phrasing: list[int]
                 ) -> tuple[torch.Tensor, ...]:

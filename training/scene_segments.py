@@ -71,11 +71,12 @@ class SceneSegments:
                 self.class_names = snapshot.class_names
 
     def ious(self, scene_id: str, box: ObjectBox) -> np.ndarray:
-        """float32 (S,) IoU of each segment's box with an annotated box."""
+        """float64 (S,) IoU of each segment's box with an annotated box (thresholds compare
+        these, not a float32 copy, so an item at the threshold stays where it was)."""
         segments = self.features[scene_id].segments
         return pairwise_box_iou(box.center[None], box.size[None],
                                 np.array([s.center for s in segments]),
-                                np.array([s.size for s in segments]))[0].astype(np.float32)
+                                np.array([s.size for s in segments]))[0]
 
     def collate(self, scene_ids: list[str], questions: list[tuple[int, ...]]
                 ) -> tuple[torch.Tensor, ...]:
