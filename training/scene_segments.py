@@ -66,8 +66,8 @@ class SceneSegments:
             features = grounder.segment_features(max_segments)
             if len(features.segments):
                 self.features[scene_id] = features
-                self.completion_inputs[scene_id] = np.stack(
-                    [grounder.completion_inputs(segment) for segment in features.segments])
+                self.completion_inputs[scene_id] = grounder.completion_inputs(
+                    list(features.segments))
                 self.class_names = snapshot.class_names
 
     def ious(self, scene_id: str, box: ObjectBox) -> np.ndarray:

@@ -88,14 +88,15 @@ class SnapshotGrounder:
         points = np.asarray(self.snapshot.points, np.float64)
         return points.min(axis=0), points.max(axis=0)
 
-    def completion_inputs(self, segment: ObjectProposal) -> np.ndarray:
-        """float32 what a box completer reads of one segment: its listener features (class,
-        colour, place, size) and its :func:`room_context`."""
-        row = segment_features([segment], self.snapshot.points, self.snapshot.colors,
-                               self.snapshot.class_names, floor_z=self.floor_z,
-                               max_segments=1).objects[0]
-        return np.concatenate([row, room_context(segment.center[None], segment.size[None],
-                                                 *self.room_bounds)[0]])
+    def completion_inputs(self, segments: list[ObjectProposal]) -> np.ndarray:
+        """float32 (S, ...) what a box completer reads of each segment: its listener features
+        (class, colour, place, size) and its :func:`room_context`."""
+        rows = segment_features(segments, self.snapshot.points, self.snapshot.colors,
+                                self.snapshot.class_names, floor_z=self.floor_z,
+                                max_segments=max(len(segments), 1)).objects
+        centers = np.array([segment.center for segment in segments]).reshape(-1, 3)
+        sizes = np.array([segment.size for segment in segments]).reshape(-1, 3)
+        return np.concatenate([rows, room_context(centers, sizes, *self.room_bounds)], axis=1)
 
     def segment_features(self, max_segments: int) -> SegmentFeatures:
         """Listener inputs for the ``max_segments`` largest segments (kept per size)."""

@@ -58,6 +58,6 @@ def _completed(model: SceneLlm, grounder: SnapshotGrounder, segment: ObjectPropo
     completer = model.box_completer
     if completer is None or not grounder.maps_classes(completer.config.class_names):
         return geometry
-    center, size = completer.complete(grounder.completion_inputs(segment), segment.center,
+    center, size = completer.complete(grounder.completion_inputs([segment])[0], segment.center,
                                       segment.size)
     return dataclasses.replace(geometry, center=center, size=size)

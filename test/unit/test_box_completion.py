@@ -125,8 +125,10 @@ def test_grounded_answers_get_completed_boxes_and_keep_their_points(tmp_path):
                                                              chair.size).center)
         model.save_pretrained(tmp_path / "model")
         reloaded = type(model).from_pretrained(tmp_path / "model")
-        inputs = grounder.completion_inputs(chair)
+        inputs = grounder.completion_inputs([chair])[0]
         assert inputs.shape == (completer.config.input_size,)
+        # A segment's inputs do not depend on the segments described with it.
+        np.testing.assert_array_equal(grounder.completion_inputs(grounder.segments)[0], inputs)
         np.testing.assert_allclose(
             reloaded.box_completer.complete(inputs, chair.center, chair.size)[0], center)
     finally:
