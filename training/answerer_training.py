@@ -5,8 +5,10 @@ checkpoint's segment listener and learns to classify each question into the answ
 occur at least ``min_answer_count`` times in the training split: cross-entropy against all
 of a question's reference answers in that vocabulary, plus, for ScanQA questions whose object
 has an overlapping segment, cross-entropy of the attention against that segment (ScanQA's
-object localisation loss). Segments are computed from the cached fused scenes exactly as the
-inference node computes them. The rest of the checkpoint is untouched; the output is the
+object localisation loss), and likewise of the anchor attention against the segment of the
+question's second object when it is of another class (the nightstand the lamp stands on).
+Segments are computed from the cached fused scenes exactly as the inference node computes
+them. The rest of the checkpoint is untouched; the output is the
 same checkpoint with ``segment_answerer/`` added::
 
     scene-llm train-answerer --config training/configs/segment_answerer.yaml \\
@@ -79,12 +81,25 @@ class AnswererData(SegmentStageData):
 
 @dataclass
 class AnswererOptim(EpochOptim):
-    """The shared epoch schedule, a gradient-norm clip and the attention loss weight."""
+    """The shared epoch schedule, a gradient-norm clip, the attention loss weight, and the
+    exposure augmentation.
+
+    :ivar exposure_jitter: standard deviation of the log gain each training question's raw
+        segment colours are multiplied by (the room filmed brighter or darker; a fifth of it
+        per channel, a tint). Relative colours stay as they are, so the head learns to name
+        colours against the room rather than memorise each room's exposure.
+    """
 
     lr: float = 1e-3
     epochs: int = 12
     grad_clip: float = 1.0
     focus_weight: float = 0.5
+    exposure_jitter: float = 0.25
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.exposure_jitter < 0:
+            raise TrainingConfigError("optim.exposure_jitter must be >= 0")
 
 
 @dataclass
@@ -120,6 +135,8 @@ class QuestionItem:
         evaluation and users ask it.
     :ivar answers: vocabulary indices of its reference answers.
     :ivar focus: index of the segment the question is about, -1 when unknown.
+    :ivar anchor: index of the segment of the other object the question involves, -1 when
+        none or unknown.
     """
 
     scene_id: str
@@ -127,6 +144,7 @@ class QuestionItem:
     phrasings: tuple[tuple[int, ...], ...]
     answers: tuple[int, ...]
     focus: int
+    anchor: int
 
 
 def _records(data: AnswererData, split: str) -> list[tuple[str, Any]]:
@@ -194,27 +212,48 @@ class QuestionData:
                     scene_id, source,
                     tuple(tuple(model.question_ids(text)[:max_question_tokens])
                           for text in texts),
-                    tuple(targets), self._focus(source, record, objects, data.min_focus_iou)))
+                    tuple(targets), *self._attention_targets(source, record, objects,
+                                                             data.min_focus_iou)))
 
-    def _focus(self, source: str, record, objects: dict, min_iou: float) -> int:
-        if source != "scanqa" or not record.object_ids or record.object_ids[0] not in objects:
-            return -1
-        ious = self.segments.ious(record.scene_id, objects[record.object_ids[0]])
+    def _attention_targets(self, source: str, record, objects: dict, min_iou: float
+                           ) -> tuple[int, int]:
+        """The segments of the question's object and of its anchor: ScanQA's first object
+        id, and its second when that is of another class (several ids of one class are the
+        objects a count counts)."""
+        ids = [i for i in (record.object_ids or []) if i in objects] if source == "scanqa" \
+            else []
+        focus = self._best_segment(record.scene_id, objects[ids[0]], min_iou) if ids else -1
+        anchor = -1
+        if len(ids) > 1 and objects[ids[1]].label != objects[ids[0]].label:
+            anchor = self._best_segment(record.scene_id, objects[ids[1]], min_iou)
+        return focus, anchor if anchor != focus else -1
+
+    def _best_segment(self, scene_id: str, box, min_iou: float) -> int:
+        ious = self.segments.ious(scene_id, box)
         return int(np.argmax(ious)) if ious.max() >= min_iou else -1
+
+    def feature_rows(self) -> torch.Tensor:
+        """float (N, F) every segment's features and relative colours, side by side."""
+        return torch.from_numpy(np.concatenate([
+            np.concatenate([scene.objects, scene.colours], axis=1)
+            for scene in self.segments.features.values()]))
 
     def collate(self, items: list[QuestionItem], phrasing: list[int], answers: int
                 ) -> tuple[torch.Tensor, ...]:
-        """Padded (question ids, segments, pairs, segment mask, answer distribution, focus)
-        of a batch, each item asked in phrasing ``phrasing[i]`` (modulo its phrasings)."""
+        """Padded (question ids, segments, pairs, segment mask, colours, answer
+        distribution, focus, anchor) of a batch, each item asked in phrasing ``phrasing[i]``
+        (modulo its phrasings)."""
+        scene_ids = [item.scene_id for item in items]
         ids, segments, pairs, mask = self.segments.collate(
-            [item.scene_id for item in items],
-            [item.phrasings[k % len(item.phrasings)]
-             for item, k in zip(items, phrasing, strict=True)])
+            scene_ids, [item.phrasings[k % len(item.phrasings)]
+                        for item, k in zip(items, phrasing, strict=True)])
         target = torch.zeros(len(items), answers)
         for row, item in enumerate(items):
             target[row, list(item.answers)] = 1.0 / len(item.answers)
         focus = torch.tensor([item.focus for item in items])
-        return ids, segments, pairs, mask, target, focus
+        anchor = torch.tensor([item.anchor for item in items])
+        return (ids, segments, pairs, mask, self.segments.collate_colours(scene_ids), target,
+                focus, anchor)
 
 
 def _phrasings(source: str, record, objects: dict) -> list[str]:
@@ -239,28 +278,55 @@ def _phrasings(source: str, record, objects: dict) -> list[str]:
 def answer_accuracy(answerer: SegmentAnswerer, data: QuestionData, *,
                     batch_size: int = 64) -> dict[str, float]:
     """Exact match of the top answer with any reference answer in the vocabulary, per
-    source, asked in the evaluation phrasing; ``focus`` is how often the attention picks
-    the question's object segment (ScanQA questions that have one)."""
+    source, asked in the evaluation phrasing; ``focus`` (``anchor``) is how often the
+    attention picks the question's object (anchor) segment, over questions that have one."""
     answerer.eval()
     hits: dict[str, list[bool]] = {}
     focus_hits: list[bool] = []
+    anchor_hits: list[bool] = []
     answers = len(answerer.config.answers)
     for start in range(0, len(data.items), batch_size):
         chunk = data.items[start:start + batch_size]
-        ids, segments, pairs, mask, target, focus = data.collate(chunk, [0] * len(chunk),
-                                                                 answers)
-        logits, attention = answerer(ids, segments, pairs, mask)
+        ids, segments, pairs, mask, colours, target, focus, anchor = data.collate(
+            chunk, [0] * len(chunk), answers)
+        logits, attention, anchor_attention = answerer(ids, segments, pairs, mask, colours)
         right = target.gather(1, logits.argmax(dim=-1, keepdim=True))[:, 0] > 0
         for item, hit in zip(chunk, right.tolist(), strict=True):
             hits.setdefault(item.source, []).append(hit)
         known = focus >= 0
         focus_hits += (attention.argmax(dim=-1)[known] == focus[known]).tolist()
+        known = anchor >= 0
+        anchor_hits += (anchor_attention.argmax(dim=-1)[known] == anchor[known]).tolist()
     answerer.train()
     metrics: dict[str, float] = {"items": len(data.items)}
     metrics.update({f"{source}_em": float(np.mean(v)) for source, v in sorted(hits.items())})
-    if focus_hits:
-        metrics["focus"] = float(np.mean(focus_hits))
+    for name, hits_of in (("focus", focus_hits), ("anchor", anchor_hits)):
+        if hits_of:
+            metrics[name] = float(np.mean(hits_of))
     return metrics
+
+
+def jitter_exposure(segments: torch.Tensor, classes: int, sigma: float,
+                    generator: torch.Generator) -> torch.Tensor:
+    """(B, S, F) segment features with each row's colour mean and spread (the columns after
+    the ``classes`` one-hot ones) under a random gain per row: log-normal with ``sigma``
+    overall and ``sigma / 5`` per channel; means stay within 0..1."""
+    if sigma == 0:
+        return segments
+    batch = segments.shape[0]
+    gain = torch.exp(sigma * torch.randn(batch, 1, 1, generator=generator)
+                     + sigma / 5 * torch.randn(batch, 1, 3, generator=generator))
+    jittered = segments.clone()
+    jittered[..., classes:classes + 3] = (segments[..., classes:classes + 3] * gain).clamp(0, 1)
+    jittered[..., classes + 3:classes + 6] = segments[..., classes + 3:classes + 6] * gain
+    return jittered
+
+
+def _attention_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of attention logits against target segments (-1: none)."""
+    if (target >= 0).any():
+        return F.cross_entropy(logits, target, ignore_index=-1)
+    return logits.sum() * 0.0
 
 
 def train_answerer(config: AnswererTrainingConfig, checkpoint_dir: str | Path) -> dict:
@@ -298,6 +364,8 @@ def train_answerer(config: AnswererTrainingConfig, checkpoint_dir: str | Path) -
                              data, data.eval_split, **shape)
                 if data.eval_split else None)
     answerer = SegmentAnswerer.from_listener(listener, answers).train()
+    answerer.standardise_features(train.feature_rows())
+    jitter = torch.Generator().manual_seed(config.seed)
     optim = config.optim
     out_dir = Path(config.out_dir)
     writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR))
@@ -305,14 +373,17 @@ def train_answerer(config: AnswererTrainingConfig, checkpoint_dir: str | Path) -
     held_out_metrics: dict[str, float] = {"items": 0}
 
     def batch_loss(chunk: list[QuestionItem]) -> tuple[torch.Tensor, dict[str, float]]:
-        ids, segments, pairs, mask, target, focus = train.collate(
+        ids, segments, pairs, mask, colours, target, focus, anchor = train.collate(
             chunk, rng.integers(0, 1 << 16, len(chunk)).tolist(), len(answers))
-        logits, attention = answerer(ids, segments, pairs, mask)
+        segments = jitter_exposure(segments, len(answerer.config.class_names),
+                                   optim.exposure_jitter, jitter)
+        logits, attention, anchor_attention = answerer(ids, segments, pairs, mask, colours)
         answer_loss = F.cross_entropy(logits, target)
-        focus_loss = (F.cross_entropy(attention, focus, ignore_index=-1)
-                      if (focus >= 0).any() else attention.sum() * 0.0)
-        return answer_loss + optim.focus_weight * focus_loss, \
-            {"answer": answer_loss.item(), "focus": focus_loss.item()}
+        focus_loss = _attention_loss(attention, focus)
+        anchor_loss = _attention_loss(anchor_attention, anchor)
+        return answer_loss + optim.focus_weight * (focus_loss + anchor_loss), \
+            {"answer": answer_loss.item(), "focus": focus_loss.item(),
+             "anchor": anchor_loss.item()}
 
     def after_epoch(step: int) -> None:
         nonlocal held_out_metrics

@@ -14,7 +14,11 @@ from tqdm import tqdm
 
 from scene_llm_ros.geometry.boxes import pairwise_box_iou
 from scene_llm_ros.grounding import SnapshotGrounder
-from scene_llm_ros.grounding.segment_features import PAIR_FEATURES, SegmentFeatures
+from scene_llm_ros.grounding.segment_features import (
+    COLOUR_FEATURES,
+    PAIR_FEATURES,
+    SegmentFeatures,
+)
 from scene_llm_ros.model import SceneLlm
 from training.checkpoints import TRAINING_JSON, fusion_settings
 from training.dataset import SplitScenes
@@ -97,3 +101,13 @@ class SceneSegments:
             pairs[row, :n, :n] = scene.pairs
             mask[row, :n] = True
         return tuple(torch.from_numpy(a) for a in (ids, segments, pairs, mask))
+
+    def collate_colours(self, scene_ids: list[str]) -> torch.Tensor:
+        """float (B, S, COLOUR_FEATURES) relative colours of a batch's segments, padded with
+        zeros as :meth:`collate` pads the segments."""
+        count = max(len(self.features[s].segments) for s in scene_ids)
+        colours = np.zeros((len(scene_ids), count, COLOUR_FEATURES), np.float32)
+        for row, scene_id in enumerate(scene_ids):
+            scene = self.features[scene_id]
+            colours[row, :len(scene.segments)] = scene.colours
+        return torch.from_numpy(colours)

@@ -20,11 +20,15 @@ SEGMENT_GEOMETRY_FEATURES = 14
 #: Numbers per ordered pair: offset (3), horizontal distance (1), footprint gaps (2),
 #: log size ratios (3).
 PAIR_FEATURES = 9
+#: Numbers of a segment's colour relative to the room's (see :func:`relative_colours`).
+COLOUR_FEATURES = 4
 #: Numbers of a segment's room context: the gaps from its box to the room's low and high
 #: bounds on each axis (an object against a wall is seen from the front only).
 ROOM_CONTEXT_FEATURES = 6
 # Keeps log sizes finite for one-voxel segments.
 _SIZE_FLOOR_M = 0.02
+# Keeps colour log ratios finite for black (0..1 RGB).
+_COLOUR_FLOOR = 1e-2
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,13 @@ class SegmentFeatures:
     :ivar segments: the segments described, largest first.
     :ivar objects: float32 (S, len(class_names) + SEGMENT_GEOMETRY_FEATURES).
     :ivar pairs: float32 (S, S, PAIR_FEATURES); ``pairs[i, j]`` describes j as seen from i.
+    :ivar colours: float32 (S, COLOUR_FEATURES) colours relative to the room's.
     """
 
     segments: tuple[ObjectProposal, ...]
     objects: np.ndarray
     pairs: np.ndarray
+    colours: np.ndarray
 
 
 def segment_features(segments: list[ObjectProposal], points: np.ndarray, colors: np.ndarray,
@@ -67,7 +73,8 @@ def segment_features(segments: list[ObjectProposal], points: np.ndarray, colors:
     classes = len(class_names)
     objects = np.zeros((len(chosen), classes + SEGMENT_GEOMETRY_FEATURES), np.float32)
     if not chosen:
-        return SegmentFeatures(chosen, objects, np.zeros((0, 0, PAIR_FEATURES), np.float32))
+        return SegmentFeatures(chosen, objects, np.zeros((0, 0, PAIR_FEATURES), np.float32),
+                               np.zeros((0, COLOUR_FEATURES), np.float32))
     room_middle = (points.min(axis=0) + points.max(axis=0)) / 2.0
     origin = np.array([room_middle[0], room_middle[1], floor_z])
     for row, segment in enumerate(chosen):
@@ -85,7 +92,24 @@ def segment_features(segments: list[ObjectProposal], points: np.ndarray, colors:
         geometry[13] = segment.center[2] - segment.size[2] / 2.0 - floor_z
     centers = np.array([segment.center for segment in chosen])
     sizes = np.array([segment.size for segment in chosen])
-    return SegmentFeatures(chosen, objects, pair_features(centers, sizes))
+    return SegmentFeatures(chosen, objects, pair_features(centers, sizes),
+                           relative_colours(objects[:, classes:classes + 3], colors))
+
+
+def relative_colours(means: np.ndarray, room_colors: np.ndarray) -> np.ndarray:
+    """float32 (S, COLOUR_FEATURES) of segments' (S, 3) mean RGB (0..1) against the room's
+    uint8 (N, 3) colours: the log ratio to the room's mean per channel (grey-world colour
+    constancy) and the log ratio of brightness to the room's median.
+
+    Fused colours carry each room's exposure, lamp tint and shading: a white cushion in a
+    dim room is as bright as a grey one in a lit room, but not against its own walls.
+    """
+    room = np.asarray(room_colors, np.float64) / 255.0
+    means = np.asarray(means, np.float64)
+    channel = np.log((means + _COLOUR_FLOOR) / (room.mean(axis=0) + _COLOUR_FLOOR))
+    brightness = np.log((means.mean(axis=1, keepdims=True) + _COLOUR_FLOOR)
+                        / (np.median(room.mean(axis=1)) + _COLOUR_FLOOR))
+    return np.concatenate([channel, brightness], axis=1).astype(np.float32)
 
 
 def room_context(centers: np.ndarray, sizes: np.ndarray, room_low: np.ndarray,

@@ -6,9 +6,11 @@ most common colour to every colour question, even with the listener's best segme
 prompt. The answerer reads the scene the way the segment listener does (it starts as a copy
 of it), then answers by classification over the answers seen in training, in the manner of
 the ScanQA baseline and 3D-VisTA's QA head: the question's words, the segment it is about
-(the listener's attention, supervised with ScanQA's object ids), and a soft count of the
-segments it asks for feed an MLP over the answer vocabulary. The attended segment grounds
-the answer. It is stored beside the LLM in ``segment_answerer/``.
+(the listener's attention, supervised with ScanQA's object ids), a second segment related to
+it (the anchor of "where is the lamp?" -> "on the nightstand", also supervised with the
+object ids), their features and colours relative to the room, the pair's geometry, and a
+soft count of the segments it asks for feed an MLP over the answer vocabulary. The attended
+segment grounds the answer. It is stored beside the LLM in ``segment_answerer/``.
 """
 from __future__ import annotations
 
@@ -18,7 +20,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from scene_llm_ros.grounding.segment_features import SEGMENT_GEOMETRY_FEATURES, SegmentFeatures
+from scene_llm_ros.grounding.segment_features import (
+    COLOUR_FEATURES,
+    PAIR_FEATURES,
+    SEGMENT_GEOMETRY_FEATURES,
+    SegmentFeatures,
+)
 from scene_llm_ros.model import checkpoint
 from scene_llm_ros.model.segment_listener import SegmentListener, SegmentListenerConfig
 
@@ -87,13 +94,21 @@ class SegmentAnswerer(checkpoint.SideModuleFiles, nn.Module):
         width = config.hidden_size
         self.reader = SegmentListener(config.listener_config())
         self.count_gate = nn.Linear(width, 1)
-        # The attended segment's own features (class, colour, size) reach the head directly
-        # too, through their own MLP: read through the relation rounds, or normalised
-        # together with the states, its colour is one faint signal among hundreds.
-        features = len(config.class_names) + SEGMENT_GEOMETRY_FEATURES
+        # The attended segments' own features (class, colour, size) reach the head directly
+        # too, standardised, through their own MLP: read through the relation rounds, or
+        # normalised together with the states, a colour is one faint signal among hundreds.
+        features = len(config.class_names) + SEGMENT_GEOMETRY_FEATURES + COLOUR_FEATURES
+        self.register_buffer("feature_shift", torch.zeros(features))
+        self.register_buffer("feature_scale", torch.ones(features))
         self.feature_lift = nn.Sequential(nn.Linear(features, width), nn.GELU(),
                                           nn.Linear(width, width))
-        pooled = 4 * width
+        # The anchor is scored from its state and its geometry as seen from the attended
+        # segment.
+        self.pair_lift = nn.Sequential(nn.Linear(PAIR_FEATURES, width), nn.GELU(),
+                                       nn.Linear(width, width))
+        self.anchor_score = nn.Sequential(nn.Linear(width, width), nn.GELU(),
+                                          nn.Linear(width, 1))
+        pooled = 7 * width
         self.norm = nn.LayerNorm(pooled)
         # Two count inputs (count and its log) stay outside the norm, which would erase scale.
         self.head = nn.Sequential(nn.Linear(pooled + 2, 2 * width), nn.GELU(),
@@ -106,27 +121,44 @@ class SegmentAnswerer(checkpoint.SideModuleFiles, nn.Module):
         answerer.reader.load_state_dict(listener.state_dict())
         return answerer.to(listener.word.weight.device)
 
-    def forward(self, question_ids: torch.Tensor, segments: torch.Tensor, pairs: torch.Tensor,
-                segment_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batched answer logits (B, A) and attention logits over the segments (B, S).
+    def standardise_features(self, features: torch.Tensor) -> None:
+        """Set the feature standardisation from (N, F) segment features (``objects`` and
+        ``colours`` side by side) of the training scenes."""
+        with torch.no_grad():
+            self.feature_shift.copy_(features.mean(dim=0))
+            self.feature_scale.copy_(features.std(dim=0).clamp_min(1e-3))
 
-        Takes :meth:`SegmentListener.forward`'s inputs.
+    def forward(self, question_ids: torch.Tensor, segments: torch.Tensor, pairs: torch.Tensor,
+                segment_mask: torch.Tensor, colours: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Batched answer logits (B, A) and attention logits over the segments (B, S) for
+        the segment the question is about and for its anchor.
+
+        Takes :meth:`SegmentListener.forward`'s inputs and the segments' float (B, S,
+        COLOUR_FEATURES) relative colours.
         """
         state, words = self.reader.encode(question_ids, segments, pairs, segment_mask)
+        lifted = self.feature_lift((torch.cat([segments, colours], dim=-1) - self.feature_shift)
+                                   / self.feature_scale)
         focus = self.reader.score_states(state, segment_mask)
-        weights = focus.softmax(dim=-1)[..., None]
-        attended = (weights * state).sum(dim=1)
-        attended_features = (weights * segments).sum(dim=1)
+        weights = focus.softmax(dim=-1)
+        # Each segment as seen from the attended one.
+        seen_from_focus = self.pair_lift(torch.einsum("bi,bijf->bjf", weights, pairs))
+        anchor = self.anchor_score(state + seen_from_focus).squeeze(-1).masked_fill(
+            ~segment_mask, -1e9)
+        anchor_weights = anchor.softmax(dim=-1)[..., None]
+        weights = weights[..., None]
         gate = torch.sigmoid(self.count_gate(state)).squeeze(-1) * segment_mask
         count = gate.sum(dim=1, keepdim=True)
         counted = (gate[..., None] * state).sum(dim=1) / count.clamp_min(1.0)
         present = (question_ids >= 0).float()[..., None]
         question = (words * present).sum(dim=1) / present.sum(dim=1).clamp_min(1.0)
-        inputs = torch.cat([self.norm(torch.cat([question, attended,
-                                                 self.feature_lift(attended_features),
-                                                 counted], dim=-1)),
-                            count, torch.log1p(count)], dim=-1)
-        return self.head(inputs), focus
+        pooled = torch.cat([question, (weights * state).sum(dim=1), (weights * lifted).sum(dim=1),
+                            counted, (anchor_weights * state).sum(dim=1),
+                            (anchor_weights * lifted).sum(dim=1),
+                            (anchor_weights * seen_from_focus).sum(dim=1)], dim=-1)
+        inputs = torch.cat([self.norm(pooled), count, torch.log1p(count)], dim=-1)
+        return self.head(inputs), focus, anchor
 
     @torch.inference_mode()
     def answer(self, question_ids: list[int], features: SegmentFeatures) -> SegmentAnswer:
@@ -138,10 +170,11 @@ class SegmentAnswerer(checkpoint.SideModuleFiles, nn.Module):
             raise ValueError("the answerer needs at least one segment")
         device = self.reader.word.weight.device
         ids = torch.tensor([question_ids[:self.config.max_question_tokens]], device=device)
-        logits, focus = self(ids, torch.from_numpy(features.objects)[None].to(device),
-                             torch.from_numpy(features.pairs)[None].to(device),
-                             torch.ones(1, len(features.segments), dtype=torch.bool,
-                                        device=device))
+        logits, focus, _ = self(ids, torch.from_numpy(features.objects)[None].to(device),
+                                torch.from_numpy(features.pairs)[None].to(device),
+                                torch.ones(1, len(features.segments), dtype=torch.bool,
+                                           device=device),
+                                torch.from_numpy(features.colours)[None].to(device))
         answer_p = logits[0].float().softmax(dim=-1).cpu().numpy()
         focus_p = focus[0].float().softmax(dim=-1).cpu().numpy()
         best, segment = int(np.argmax(answer_p)), int(np.argmax(focus_p))

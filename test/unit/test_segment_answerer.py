@@ -13,7 +13,11 @@ from model_testutil import COLOURS, force_token, make_snapshot, tiny_model, two_
 
 from scene_llm_ros.grounding import SnapshotGrounder
 from scene_llm_ros.grounding.proposals import ObjectProposal
-from scene_llm_ros.grounding.segment_features import PAIR_FEATURES, segment_features
+from scene_llm_ros.grounding.segment_features import (
+    COLOUR_FEATURES,
+    PAIR_FEATURES,
+    segment_features,
+)
 from scene_llm_ros.model.errors import CheckpointMismatchError
 from scene_llm_ros.model.segment_answerer import (
     SegmentAnswerer,
@@ -36,7 +40,7 @@ def _box(points: list, label: str, center, size, rng) -> ObjectProposal:
 
 def _question(rng: np.random.Generator):
     """A room of one to four chairs (random colours) and maybe a door, one question about it,
-    its answer index and the segment it is about (-1: none in particular)."""
+    its answer index, the segment it is about and its anchor (-1: none in particular)."""
     points: list = []
     has_door = rng.random() < 0.7
     segments = [_box(points, "door", [rng.uniform(0, 4), 0.0, 1.0], [0.9, 0.1, 2.0], rng)] \
@@ -59,12 +63,12 @@ def _question(rng: np.random.Generator):
         if len(chairs) > 1 and distance[order[1]] - distance[order[0]] < 0.5:
             return None
         words = "what colour is the chair closest to the door"
-        answer, focus = colours[int(order[0])], 1 + int(order[0])
+        answer, focus, anchor = colours[int(order[0])], 1 + int(order[0]), 0
     elif kind == 1:
-        words, answer, focus = "how many chairs are there", str(len(chairs)), -1
+        words, answer, focus, anchor = "how many chairs are there", str(len(chairs)), -1, -1
     else:
-        words, answer, focus = "is there a door", "yes" if has_door else "no", -1
-    return features, words.split(), ANSWERS.index(answer), focus, kind
+        words, answer, focus, anchor = "is there a door", "yes" if has_door else "no", -1, -1
+    return features, words.split(), ANSWERS.index(answer), focus, anchor, kind
 
 
 def _questions(rng, count):
@@ -77,21 +81,23 @@ def _questions(rng, count):
 
 
 def _batch(questions):
-    """Padded inputs, answer and focus targets."""
+    """Padded inputs, answer, focus and anchor targets."""
     count = max(len(f.segments) for f, *_ in questions)
     length = max(len(words) for _, words, *_ in questions)
     ids = torch.full((len(questions), length), -1)
     segments = torch.zeros(len(questions), count, questions[0][0].objects.shape[1])
     pairs = torch.zeros(len(questions), count, count, PAIR_FEATURES)
     mask = torch.zeros(len(questions), count, dtype=torch.bool)
+    colours = torch.zeros(len(questions), count, COLOUR_FEATURES)
     for row, (features, words, *_) in enumerate(questions):
         n = len(features.segments)
         ids[row, :len(words)] = torch.tensor([WORDS.index(w) for w in words])
         segments[row, :n] = torch.from_numpy(features.objects)
         pairs[row, :n, :n] = torch.from_numpy(features.pairs)
         mask[row, :n] = True
-    return ids, segments, pairs, mask, torch.tensor([q[2] for q in questions]), \
-        torch.tensor([q[3] for q in questions])
+        colours[row, :n] = torch.from_numpy(features.colours)
+    return ids, segments, pairs, mask, colours, torch.tensor([q[2] for q in questions]), \
+        torch.tensor([q[3] for q in questions]), torch.tensor([q[4] for q in questions])
 
 
 def test_the_answerer_learns_colours_of_related_objects_counts_and_existence():
@@ -101,33 +107,44 @@ def test_the_answerer_learns_colours_of_related_objects_counts_and_existence():
         text_layers=1, relation_layers=1, max_segments=8))
     answerer = SegmentAnswerer.from_listener(listener, ANSWERS)
     assert answerer.config.hidden_size == 48 and answerer.config.answers == ANSWERS
+    sample = _questions(np.random.default_rng(2), 200)
+    answerer.standardise_features(torch.from_numpy(np.concatenate(
+        [np.concatenate([f.objects, f.colours], axis=1) for f, *_ in sample])))
     optimizer = torch.optim.AdamW(answerer.parameters(), lr=3e-3)
     rng = np.random.default_rng(0)
     for _ in range(400):
-        ids, segments, pairs, mask, target, focus = _batch(_questions(rng, 24))
-        logits, attention = answerer(ids, segments, pairs, mask)
-        # As in training: the answer, and which segment a question is about when known.
-        loss = F.cross_entropy(logits, target) + 0.5 * F.cross_entropy(attention, focus,
-                                                                        ignore_index=-1)
+        ids, segments, pairs, mask, colours, target, focus, anchor = _batch(
+            _questions(rng, 24))
+        logits, attention, anchor_attention = answerer(ids, segments, pairs, mask, colours)
+        # As in training: the answer, and which segments a question is about when known.
+        loss = F.cross_entropy(logits, target) + 0.5 * (
+            F.cross_entropy(attention, focus, ignore_index=-1)
+            + F.cross_entropy(anchor_attention, anchor, ignore_index=-1))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     answerer.eval()
     held_out = _questions(np.random.default_rng(1), 300)
     with torch.no_grad():
-        ids, segments, pairs, mask, target, _ = _batch(held_out)
-        right = (answerer(ids, segments, pairs, mask)[0].argmax(dim=-1) == target).numpy()
+        ids, segments, pairs, mask, colours, target, _, anchor = _batch(held_out)
+        logits, _, anchor_attention = answerer(ids, segments, pairs, mask, colours)
+        right = (logits.argmax(dim=-1) == target).numpy()
     kinds = np.array([kind for *_, kind in held_out])
     # Priors: a third for colours, about 0.3 for counts, 0.7 for existence.
     for kind in range(3):
         assert right[kinds == kind].mean() > 0.9, (kind, right[kinds == kind].mean())
+    # The anchor of "the chair closest to the door" is the door.
+    known = anchor >= 0
+    assert (anchor_attention.argmax(dim=-1)[known] == anchor[known]).float().mean() > 0.9
 
 
 def _answerer(model, answers=("red", "blue", "two")) -> SegmentAnswerer:
     torch.manual_seed(0)
-    return SegmentAnswerer(SegmentAnswererConfig(
+    answerer = SegmentAnswerer(SegmentAnswererConfig(
         vocab_size=len(model.tokenizer), class_names=list(NAMES), hidden_size=32,
         answers=list(answers))).eval()
+    answerer.standardise_features(torch.rand(50, answerer.feature_scale.shape[0]))
+    return answerer
 
 
 def test_short_questions_are_answered_from_segments_and_grounded(tmp_path):
@@ -170,6 +187,7 @@ def test_short_questions_are_answered_from_segments_and_grounded(tmp_path):
         model.save_pretrained(tmp_path / "model")
         reloaded = type(model).from_pretrained(tmp_path / "model")
         assert reloaded.segment_answerer.config == answerer.config
+        assert torch.equal(reloaded.segment_answerer.feature_scale, answerer.feature_scale)
         assert reloaded.answer(snapshot, "What colour is the chair?", task="qa").text == \
             answer.text
     finally:

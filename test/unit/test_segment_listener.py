@@ -15,6 +15,7 @@ from scene_llm_ros.errors import DataFormatError
 from scene_llm_ros.grounding import GroundingInputError, SnapshotGrounder
 from scene_llm_ros.grounding.proposals import ObjectProposal
 from scene_llm_ros.grounding.segment_features import (
+    COLOUR_FEATURES,
     PAIR_FEATURES,
     SEGMENT_GEOMETRY_FEATURES,
     segment_features,
@@ -73,6 +74,34 @@ def test_features_describe_class_colour_place_size_and_pairs():
         segment_features([chair], cloud, colors, NAMES, floor_z=0.0, max_segments=0)
     empty = segment_features([], cloud, colors, NAMES, floor_z=0.0, max_segments=4)
     assert empty.objects.shape == (0, len(NAMES) + SEGMENT_GEOMETRY_FEATURES)
+    assert empty.colours.shape == (0, COLOUR_FEATURES)
+
+
+def test_relative_colours_hold_under_a_rooms_exposure_and_tint():
+    """A white chair in a dim, warm room and a grey chair in a bright, neutral one look alike
+    in raw fused colour; against their own walls they differ, and the same room filmed
+    darker or tinted gives the same relative colours."""
+    points: list = []
+    wall = _segment(points, "wall", [2.0, 3.0, 1.5], [4.0, 0.1, 3.0], count=200)
+    chair = _segment(points, "chair", [1.0, 0.0, 0.45], [0.5, 0.5, 0.9], count=40)
+    cloud = np.concatenate(points)
+
+    def room(wall_rgb, chair_rgb, gain):
+        colors = np.zeros((len(cloud), 3))
+        colors[wall.indices], colors[chair.indices] = wall_rgb, chair_rgb
+        colors = np.clip(colors * gain, 0, 255).round().astype(np.uint8)
+        return segment_features([wall, chair], cloud, colors, NAMES, floor_z=0.0,
+                                max_segments=2)
+
+    white_in_dim = room((230, 230, 228), (232, 232, 228), np.array([0.56, 0.53, 0.5]))
+    grey_in_bright = room((230, 230, 228), (128, 128, 132), np.array([1.0, 1.0, 1.0]))
+    chair_raw = slice(len(NAMES), len(NAMES) + 3)
+    np.testing.assert_allclose(white_in_dim.objects[1, chair_raw],
+                               grey_in_bright.objects[1, chair_raw], atol=0.1)
+    assert white_in_dim.colours[1, 3] > grey_in_bright.colours[1, 3] + 0.4  # brightness
+    assert abs(white_in_dim.colours[1, 3]) < 0.05  # as bright as the walls
+    darker = room((230, 230, 228), (232, 232, 228), np.array([0.4, 0.38, 0.36]))
+    np.testing.assert_allclose(darker.colours, white_in_dim.colours, atol=0.03)
 
 
 def _room(rng: np.random.Generator):
