@@ -81,25 +81,12 @@ class AnswererData(SegmentStageData):
 
 @dataclass
 class AnswererOptim(EpochOptim):
-    """The shared epoch schedule, a gradient-norm clip, the attention loss weight, and the
-    exposure augmentation.
-
-    :ivar exposure_jitter: standard deviation of the log gain each training question's raw
-        segment colours are multiplied by (the room filmed brighter or darker; a fifth of it
-        per channel, a tint). Relative colours stay as they are, so the head learns to name
-        colours against the room rather than memorise each room's exposure.
-    """
+    """The shared epoch schedule, a gradient-norm clip and the attention loss weight."""
 
     lr: float = 1e-3
     epochs: int = 12
     grad_clip: float = 1.0
     focus_weight: float = 0.5
-    exposure_jitter: float = 0.25
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.exposure_jitter < 0:
-            raise TrainingConfigError("optim.exposure_jitter must be >= 0")
 
 
 @dataclass
@@ -306,22 +293,6 @@ def answer_accuracy(answerer: SegmentAnswerer, data: QuestionData, *,
     return metrics
 
 
-def jitter_exposure(segments: torch.Tensor, classes: int, sigma: float,
-                    generator: torch.Generator) -> torch.Tensor:
-    """(B, S, F) segment features with each row's colour mean and spread (the columns after
-    the ``classes`` one-hot ones) under a random gain per row: log-normal with ``sigma``
-    overall and ``sigma / 5`` per channel; means stay within 0..1."""
-    if sigma == 0:
-        return segments
-    batch = segments.shape[0]
-    gain = torch.exp(sigma * torch.randn(batch, 1, 1, generator=generator)
-                     + sigma / 5 * torch.randn(batch, 1, 3, generator=generator))
-    jittered = segments.clone()
-    jittered[..., classes:classes + 3] = (segments[..., classes:classes + 3] * gain).clamp(0, 1)
-    jittered[..., classes + 3:classes + 6] = segments[..., classes + 3:classes + 6] * gain
-    return jittered
-
-
 def _attention_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of attention logits against target segments (-1: none)."""
     if (target >= 0).any():
@@ -365,7 +336,6 @@ def train_answerer(config: AnswererTrainingConfig, checkpoint_dir: str | Path) -
                 if data.eval_split else None)
     answerer = SegmentAnswerer.from_listener(listener, answers).train()
     answerer.standardise_features(train.feature_rows())
-    jitter = torch.Generator().manual_seed(config.seed)
     optim = config.optim
     out_dir = Path(config.out_dir)
     writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR))
@@ -375,8 +345,6 @@ def train_answerer(config: AnswererTrainingConfig, checkpoint_dir: str | Path) -
     def batch_loss(chunk: list[QuestionItem]) -> tuple[torch.Tensor, dict[str, float]]:
         ids, segments, pairs, mask, colours, target, focus, anchor = train.collate(
             chunk, rng.integers(0, 1 << 16, len(chunk)).tolist(), len(answers))
-        segments = jitter_exposure(segments, len(answerer.config.class_names),
-                                   optim.exposure_jitter, jitter)
         logits, attention, anchor_attention = answerer(ids, segments, pairs, mask, colours)
         answer_loss = F.cross_entropy(logits, target)
         focus_loss = _attention_loss(attention, focus)

@@ -112,7 +112,7 @@ def test_the_answerer_learns_colours_of_related_objects_counts_and_existence():
         [np.concatenate([f.objects, f.colours], axis=1) for f, *_ in sample])))
     optimizer = torch.optim.AdamW(answerer.parameters(), lr=3e-3)
     rng = np.random.default_rng(0)
-    for _ in range(400):
+    for _ in range(600):
         ids, segments, pairs, mask, colours, target, focus, anchor = _batch(
             _questions(rng, 24))
         logits, attention, anchor_attention = answerer(ids, segments, pairs, mask, colours)

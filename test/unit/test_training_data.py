@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from model_testutil import make_snapshot
 from training_testutil import make_dataset, stage_config
 
@@ -23,7 +22,7 @@ from scene_llm_ros.model import (
 )
 from scene_llm_ros.model.processing_scene_llm import answer_text
 from training import examples, scene_cache, templates
-from training.answerer_training import jitter_exposure, load_answerer_config
+from training.answerer_training import load_answerer_config
 from training.checkpoints import fusion_settings
 from training.config import load_config
 from training.dataset import SplitScenes, build_samples, corpus_texts
@@ -216,22 +215,3 @@ def test_scene_cache_hits_and_invalidates_on_encoder_and_fusion_changes(dataset,
         assert key() != base
     finally:
         (scene_dir / "frames" / "color" / "extra.jpg").unlink()
-
-
-def test_exposure_jitter_scales_only_raw_colours_per_question():
-    classes = 4
-    segments = torch.rand(16, 5, classes + 14)
-    segments[..., :classes] = torch.eye(classes)[torch.randint(classes, (16, 5))]
-    jittered = jitter_exposure(segments, classes, 0.25, torch.Generator().manual_seed(0))
-    colour = slice(classes, classes + 6)
-    untouched = torch.cat([segments[..., :classes], segments[..., classes + 6:]], dim=-1)
-    assert torch.equal(torch.cat([jittered[..., :classes], jittered[..., classes + 6:]],
-                                 dim=-1), untouched)
-    assert jittered[..., classes:classes + 3].min() >= 0 and \
-        jittered[..., classes:classes + 3].max() <= 1
-    ratio = jittered[..., classes + 3:classes + 6] / segments[..., classes + 3:classes + 6]
-    # One gain per question (all its segments), different between questions.
-    assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), rtol=1e-5)
-    assert ratio[:, 0, 0].std() > 0.05
-    assert not torch.equal(jittered[..., colour], segments[..., colour])
-    assert jitter_exposure(segments, classes, 0.0, torch.Generator()) is segments
