@@ -230,17 +230,16 @@ class QuestionData:
         """Padded (question ids, segments, pairs, segment mask, colours, answer
         distribution, focus, anchor) of a batch, each item asked in phrasing ``phrasing[i]``
         (modulo its phrasings)."""
-        scene_ids = [item.scene_id for item in items]
-        ids, segments, pairs, mask = self.segments.collate(
-            scene_ids, [item.phrasings[k % len(item.phrasings)]
-                        for item, k in zip(items, phrasing, strict=True)])
+        ids, segments, pairs, mask, colours = self.segments.collate(
+            [item.scene_id for item in items],
+            [item.phrasings[k % len(item.phrasings)]
+             for item, k in zip(items, phrasing, strict=True)])
         target = torch.zeros(len(items), answers)
         for row, item in enumerate(items):
             target[row, list(item.answers)] = 1.0 / len(item.answers)
         focus = torch.tensor([item.focus for item in items])
         anchor = torch.tensor([item.anchor for item in items])
-        return (ids, segments, pairs, mask, self.segments.collate_colours(scene_ids), target,
-                focus, anchor)
+        return ids, segments, pairs, mask, colours, target, focus, anchor
 
 
 def _phrasings(source: str, record, objects: dict) -> list[str]:
@@ -269,8 +268,7 @@ def answer_accuracy(answerer: SegmentAnswerer, data: QuestionData, *,
     attention picks the question's object (anchor) segment, over questions that have one."""
     answerer.eval()
     hits: dict[str, list[bool]] = {}
-    focus_hits: list[bool] = []
-    anchor_hits: list[bool] = []
+    attention_hits: dict[str, list[bool]] = {"focus": [], "anchor": []}
     answers = len(answerer.config.answers)
     for start in range(0, len(data.items), batch_size):
         chunk = data.items[start:start + batch_size]
@@ -280,14 +278,15 @@ def answer_accuracy(answerer: SegmentAnswerer, data: QuestionData, *,
         right = target.gather(1, logits.argmax(dim=-1, keepdim=True))[:, 0] > 0
         for item, hit in zip(chunk, right.tolist(), strict=True):
             hits.setdefault(item.source, []).append(hit)
-        known = focus >= 0
-        focus_hits += (attention.argmax(dim=-1)[known] == focus[known]).tolist()
-        known = anchor >= 0
-        anchor_hits += (anchor_attention.argmax(dim=-1)[known] == anchor[known]).tolist()
+        for name, logits_of, target_of in (("focus", attention, focus),
+                                           ("anchor", anchor_attention, anchor)):
+            known = target_of >= 0
+            attention_hits[name] += (logits_of.argmax(dim=-1)[known]
+                                     == target_of[known]).tolist()
     answerer.train()
     metrics: dict[str, float] = {"items": len(data.items)}
     metrics.update({f"{source}_em": float(np.mean(v)) for source, v in sorted(hits.items())})
-    for name, hits_of in (("focus", focus_hits), ("anchor", anchor_hits)):
+    for name, hits_of in attention_hits.items():
         if hits_of:
             metrics[name] = float(np.mean(hits_of))
     return metrics

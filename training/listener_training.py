@@ -160,7 +160,8 @@ class ReferringData:
                 ) -> tuple[torch.Tensor, ...]:
         """Padded (question ids, segments, pairs, segment mask, target IoUs) of a batch, each
         item asked in phrasing ``phrasing[i]`` (modulo its phrasings)."""
-        ids, segments, pairs, mask = self.segments.collate(
+        # The listener reads no relative colours (the answerer does).
+        ids, segments, pairs, mask, _ = self.segments.collate(
             [item.scene_id for item in items],
             [item.phrasings[k % len(item.phrasings)]
              for item, k in zip(items, phrasing, strict=True)])

@@ -84,8 +84,8 @@ class SceneSegments:
 
     def collate(self, scene_ids: list[str], questions: list[tuple[int, ...]]
                 ) -> tuple[torch.Tensor, ...]:
-        """Padded (question ids, segments, pairs, segment mask) of a batch; question ids are
-        padded with -1."""
+        """Padded (question ids, segments, pairs, segment mask, relative colours) of a batch;
+        question ids are padded with -1."""
         count = max(len(self.features[s].segments) for s in scene_ids)
         length = max(len(q) for q in questions)
         width = self.features[scene_ids[0]].objects.shape[1]
@@ -93,6 +93,7 @@ class SceneSegments:
         segments = np.zeros((len(scene_ids), count, width), np.float32)
         pairs = np.zeros((len(scene_ids), count, count, PAIR_FEATURES), np.float32)
         mask = np.zeros((len(scene_ids), count), bool)
+        colours = np.zeros((len(scene_ids), count, COLOUR_FEATURES), np.float32)
         for row, (scene_id, question) in enumerate(zip(scene_ids, questions, strict=True)):
             scene = self.features[scene_id]
             n = len(scene.segments)
@@ -100,14 +101,5 @@ class SceneSegments:
             segments[row, :n] = scene.objects
             pairs[row, :n, :n] = scene.pairs
             mask[row, :n] = True
-        return tuple(torch.from_numpy(a) for a in (ids, segments, pairs, mask))
-
-    def collate_colours(self, scene_ids: list[str]) -> torch.Tensor:
-        """float (B, S, COLOUR_FEATURES) relative colours of a batch's segments, padded with
-        zeros as :meth:`collate` pads the segments."""
-        count = max(len(self.features[s].segments) for s in scene_ids)
-        colours = np.zeros((len(scene_ids), count, COLOUR_FEATURES), np.float32)
-        for row, scene_id in enumerate(scene_ids):
-            scene = self.features[scene_id]
-            colours[row, :len(scene.segments)] = scene.colours
-        return torch.from_numpy(colours)
+            colours[row, :n] = scene.colours
+        return tuple(torch.from_numpy(a) for a in (ids, segments, pairs, mask, colours))

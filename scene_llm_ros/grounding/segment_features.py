@@ -61,23 +61,44 @@ def segment_features(segments: list[ObjectProposal], points: np.ndarray, colors:
     :raises GroundingInputError: (a ``ValueError``) on mismatched inputs or a segment label
         outside ``class_names``.
     """
+    if max_segments < 1:
+        raise GroundingInputError(f"max_segments must be >= 1, got {max_segments}")
+    chosen = tuple(segments[:max_segments])
+    objects = segment_rows(chosen, points, colors, class_names, floor_z=floor_z)
+    if not chosen:
+        return SegmentFeatures(chosen, objects, np.zeros((0, 0, PAIR_FEATURES), np.float32),
+                               np.zeros((0, COLOUR_FEATURES), np.float32))
+    classes = len(class_names)
+    centers = np.array([segment.center for segment in chosen])
+    sizes = np.array([segment.size for segment in chosen])
+    return SegmentFeatures(chosen, objects, pair_features(centers, sizes),
+                           relative_colours(objects[:, classes:classes + 3], colors))
+
+
+def segment_rows(segments: tuple[ObjectProposal, ...] | list[ObjectProposal],
+                 points: np.ndarray, colors: np.ndarray, class_names: tuple[str, ...], *,
+                 floor_z: float) -> np.ndarray:
+    """float32 (S, len(class_names) + SEGMENT_GEOMETRY_FEATURES): each segment's one-hot
+    class, colour, place, size, mass and height (:attr:`SegmentFeatures.objects`).
+
+    Takes :func:`segment_features`' inputs (all of ``segments`` are described).
+
+    :raises GroundingInputError: (a ``ValueError``) on mismatched inputs or a segment label
+        outside ``class_names``.
+    """
     points = np.asarray(points, np.float64)
     colors = np.asarray(colors)
     if points.ndim != 2 or points.shape[1:] != (3,) or colors.shape != points.shape:
         raise GroundingInputError(f"need (N, 3) points and colours, got {points.shape} and "
                                   f"{colors.shape}")
-    if max_segments < 1:
-        raise GroundingInputError(f"max_segments must be >= 1, got {max_segments}")
-    chosen = tuple(segments[:max_segments])
     index = {name: i for i, name in enumerate(class_names)}
     classes = len(class_names)
-    objects = np.zeros((len(chosen), classes + SEGMENT_GEOMETRY_FEATURES), np.float32)
-    if not chosen:
-        return SegmentFeatures(chosen, objects, np.zeros((0, 0, PAIR_FEATURES), np.float32),
-                               np.zeros((0, COLOUR_FEATURES), np.float32))
+    objects = np.zeros((len(segments), classes + SEGMENT_GEOMETRY_FEATURES), np.float32)
+    if not len(segments):
+        return objects
     room_middle = (points.min(axis=0) + points.max(axis=0)) / 2.0
     origin = np.array([room_middle[0], room_middle[1], floor_z])
-    for row, segment in enumerate(chosen):
+    for row, segment in enumerate(segments):
         if segment.label not in index:
             raise GroundingInputError(f"segment class {segment.label!r} is not one of "
                                       f"{list(class_names)}")
@@ -90,10 +111,7 @@ def segment_features(segments: list[ObjectProposal], points: np.ndarray, colors:
         geometry[9:12] = np.log(segment.size + _SIZE_FLOOR_M)
         geometry[12] = np.log(len(segment.indices))
         geometry[13] = segment.center[2] - segment.size[2] / 2.0 - floor_z
-    centers = np.array([segment.center for segment in chosen])
-    sizes = np.array([segment.size for segment in chosen])
-    return SegmentFeatures(chosen, objects, pair_features(centers, sizes),
-                           relative_colours(objects[:, classes:classes + 3], colors))
+    return objects
 
 
 def relative_colours(means: np.ndarray, room_colors: np.ndarray) -> np.ndarray:

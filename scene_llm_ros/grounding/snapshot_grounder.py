@@ -20,6 +20,7 @@ from scene_llm_ros.grounding.segment_features import (
     SegmentFeatures,
     room_context,
     segment_features,
+    segment_rows,
 )
 
 #: Box IoU between a refined object and the segment it started from below which the
@@ -91,9 +92,8 @@ class SnapshotGrounder:
     def completion_inputs(self, segments: list[ObjectProposal]) -> np.ndarray:
         """float32 (S, ...) what a box completer reads of each segment: its listener features
         (class, colour, place, size) and its :func:`room_context`."""
-        rows = segment_features(segments, self.snapshot.points, self.snapshot.colors,
-                                self.snapshot.class_names, floor_z=self.floor_z,
-                                max_segments=max(len(segments), 1)).objects
+        rows = segment_rows(segments, self.snapshot.points, self.snapshot.colors,
+                            self.snapshot.class_names, floor_z=self.floor_z)
         centers = np.array([segment.center for segment in segments]).reshape(-1, 3)
         sizes = np.array([segment.size for segment in segments]).reshape(-1, 3)
         return np.concatenate([rows, room_context(centers, sizes, *self.room_bounds)], axis=1)

@@ -141,13 +141,12 @@ class SegmentAnswerer(checkpoint.SideModuleFiles, nn.Module):
         lifted = self.feature_lift((torch.cat([segments, colours], dim=-1) - self.feature_shift)
                                    / self.feature_scale)
         focus = self.reader.score_states(state, segment_mask)
-        weights = focus.softmax(dim=-1)
+        focus_weights = focus.softmax(dim=-1)
         # Each segment as seen from the attended one.
-        seen_from_focus = self.pair_lift(torch.einsum("bi,bijf->bjf", weights, pairs))
+        seen_from_focus = self.pair_lift(torch.einsum("bi,bijf->bjf", focus_weights, pairs))
         anchor = self.anchor_score(state + seen_from_focus).squeeze(-1).masked_fill(
             ~segment_mask, -1e9)
-        anchor_weights = anchor.softmax(dim=-1)[..., None]
-        weights = weights[..., None]
+        weights, anchor_weights = focus_weights[..., None], anchor.softmax(dim=-1)[..., None]
         gate = torch.sigmoid(self.count_gate(state)).squeeze(-1) * segment_mask
         count = gate.sum(dim=1, keepdim=True)
         counted = (gate[..., None] * state).sum(dim=1) / count.clamp_min(1.0)
