@@ -26,7 +26,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def scene():
-    return generate_scene(3, "scene9000_00", SynthConfig(width=160, height=120, num_frames=25,
+    return generate_scene(3, "scene9000_00", SynthConfig(width=160, height=120, num_frames=40,
                                                         noise=False, write_sens=False))
 
 

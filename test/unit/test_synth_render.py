@@ -98,3 +98,18 @@ def test_walk_is_smooth_at_head_height_and_returns():
     for pose in poses:
         assert np.allclose(pose[:3, :3].T @ pose[:3, :3], np.eye(3), atol=1e-9)
         assert np.linalg.det(pose[:3, :3]) == pytest.approx(1.0)
+
+
+def test_the_walk_looks_at_nearly_every_object():
+    # Like a scan made for a reconstruction, the walk's gaze sweeps the room, so (nearly)
+    # every object, doors and pictures included, is seen: with gaze on a few far objects only,
+    # 0.89 of these rooms' objects covered 20 pixels in some frame.
+    config = SynthConfig(width=80, height=60, num_frames=30, noise=False, instance_maps=True)
+    seen, total = 0, 0
+    for seed in range(10):
+        scene = generate_scene(seed, f"scene9{seed:03d}_00", config)
+        ids = np.concatenate([frame.extras["instance"].ravel() for frame in scene.frames])
+        pixels = np.bincount(ids[ids >= 0], minlength=max(o.object_id for o in scene.objects) + 1)
+        seen += sum(pixels[o.object_id] >= 20 for o in scene.objects)
+        total += len(scene.objects)
+    assert seen / total > 0.94, (seen, total)

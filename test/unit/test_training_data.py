@@ -171,7 +171,7 @@ def test_encoded_prompt_is_the_inference_prompt(dataset, tmp_path):
 def test_scene_cache_hits_and_invalidates_on_encoder_and_fusion_changes(dataset, tmp_path,
                                                                         monkeypatch):
     scene_dir = dataset / "scans" / sorted(SplitScenes.discover(dataset, "train").scene_dirs)[0]
-    frames = FrameSelection(every_nth=2, max_frames=4)
+    frames = FrameSelection(every_nth=1, max_frames=6)
     encoder = BuiltinPatchEncoder(seed=0)
     fusion = FusionConfig(max_patch_tokens=48)
     cache = SceneTokenCache(tmp_path / "cache", encoder=encoder, fusion=fusion, frames=frames)
@@ -197,7 +197,7 @@ def test_scene_cache_hits_and_invalidates_on_encoder_and_fusion_changes(dataset,
     assert key(fusion=FusionConfig(max_patch_tokens=64)) != base
     assert key(fusion=FusionConfig(max_patch_tokens=48, patch_voxel_size_m=0.3)) != base
     assert key(encoder_identity=BuiltinPatchEncoder(seed=1).identity) != base
-    assert key(frames=FrameSelection(every_nth=1, max_frames=4)) != base
+    assert key(frames=FrameSelection(every_nth=2, max_frames=6)) != base
     # Edited fusion code (e.g. new image preprocessing behind the same encoder identity).
     with monkeypatch.context() as patch:
         patch.setattr(scene_cache, "fusion_code_digest", lambda: "edited")

@@ -134,7 +134,8 @@ def camera_poses(room: Room, placements: list[Placement], num_frames: int,
     """Return ``num_frames`` camera-optical-frame -> world poses and the path length.
 
     The operator walks a loop at 1.2-1.6 m height, looking at far parts of the room
-    (the gaze moves between objects, which makes it turn), with a small roll and bob.
+    (the gaze moves between objects so that it sweeps every wall, which makes it turn), with
+    a small roll and bob.
 
     :return: float64 (num_frames, 4, 4) poses and the walked distance in metres.
     """
@@ -144,20 +145,29 @@ def camera_poses(room: Room, placements: list[Placement], num_frames: int,
     length = float(s[-1])
     t = np.linspace(0.0, length, num_frames)
     xy = np.column_stack([np.interp(t, s, route[:, 0]), np.interp(t, s, route[:, 1])])
-    # Gaze targets: a few objects (or the room centre) far from where the operator stands,
-    # switched at random points of the walk; the last target repeats the first.
-    anchors = [np.array([*p.center, p.elevation + p.size[2] / 2]) for p in placements
-               if p.category.label not in ("door",)]
+    # Gaze targets: objects (doors and pictures too) or the room centre, far from where the
+    # operator stands; each next one is the one whose bearing from the room centre is farthest
+    # from those already looked at, so the gaze sweeps every wall as a scan made for a
+    # reconstruction does. The last target repeats the first.
+    anchors = [np.array([*p.center, p.elevation + p.size[2] / 2]) for p in placements]
     anchors.append(np.array([*room.centroid, 0.8]))
     anchors = np.array(anchors)
-    n_keys = int(rng.integers(5, 9))
+    bearing = np.arctan2(*(anchors[:, :2] - room.centroid).T[::-1])
+    n_keys = int(rng.integers(8, 12))
     key_t = np.linspace(0.0, length, n_keys)
-    keys = []
+    keys, looked = [], []
     for kt in key_t:
         here = np.array([np.interp(kt, s, route[:, 0]), np.interp(kt, s, route[:, 1])])
         dist = np.linalg.norm(anchors[:, :2] - here, axis=1)
-        far = np.flatnonzero(dist >= 0.6 * dist.max())
-        keys.append(anchors[int(rng.choice(far))])
+        far = np.flatnonzero(dist >= 0.5 * dist.max())
+        if looked:
+            gap = np.abs(np.angle(np.exp(1j * (bearing[far, None] - np.array(looked)))))
+            novelty = gap.min(axis=1) + rng.uniform(0.0, 0.3, len(far))
+            choice = int(far[int(np.argmax(novelty))])
+        else:
+            choice = int(rng.choice(far))
+        looked.append(bearing[choice])
+        keys.append(anchors[choice])
     keys[-1] = keys[0]
     keys = np.array(keys)
     focus = np.column_stack([np.interp(t, key_t, keys[:, i]) for i in range(3)])
