@@ -17,6 +17,8 @@ from scene_llm_ros.grounding.proposals import ObjectProposal
 #: Numbers per segment besides the one-hot class: colour mean and spread (6), centre
 #: relative to the room (3), log size (3), log point count (1), bottom above the floor (1).
 SEGMENT_GEOMETRY_FEATURES = 14
+#: Of those, the first: the colour's mean and spread per channel.
+COLOUR_STATISTICS = 6
 #: Numbers per ordered pair: offset (3), horizontal distance (1), footprint gaps (2),
 #: log size ratios (3).
 PAIR_FEATURES = 9
@@ -106,7 +108,7 @@ def segment_rows(segments: tuple[ObjectProposal, ...] | list[ObjectProposal],
         rgb = colors[segment.indices].astype(np.float64) / 255.0
         geometry = objects[row, classes:]
         geometry[0:3] = rgb.mean(axis=0)
-        geometry[3:6] = rgb.std(axis=0)
+        geometry[3:COLOUR_STATISTICS] = rgb.std(axis=0)
         geometry[6:9] = segment.center - origin
         geometry[9:12] = np.log(segment.size + _SIZE_FLOOR_M)
         geometry[12] = np.log(len(segment.indices))

@@ -23,6 +23,7 @@ from torch import nn
 
 from scene_llm_ros.grounding.segment_features import (
     COLOUR_FEATURES,
+    COLOUR_STATISTICS,
     PAIR_FEATURES,
     SEGMENT_GEOMETRY_FEATURES,
     SegmentFeatures,
@@ -33,8 +34,6 @@ from scene_llm_ros.model.segment_listener import SegmentListener, SegmentListene
 ANSWERER_DIR = "segment_answerer"
 _WEIGHTS_NAME = "segment_answerer.safetensors"
 _WEIGHTS_PREFIX = "answerer"
-#: Colour mean and spread per channel lead a segment's geometry features.
-_COLOUR_STATISTICS = 6
 # sigmoid(-3) = 0.05.
 _CLOSED_GATE_BIAS = -3.0
 #: Tasks whose answers are short and come from the answer vocabulary.
@@ -119,7 +118,7 @@ class SegmentAnswerer(checkpoint.SideModuleFiles, nn.Module):
         # answers with the right segment attended: 0.46 without this path, 0.61 with it; a
         # small MLP on that segment's colour alone, 0.66).
         classes = len(config.class_names)
-        colour_columns = [*range(classes, classes + _COLOUR_STATISTICS),
+        colour_columns = [*range(classes, classes + COLOUR_STATISTICS),
                           *range(features - COLOUR_FEATURES, features)]
         self.register_buffer("colour_columns", torch.tensor(colour_columns), persistent=False)
         self.colour_answers = nn.Sequential(nn.Linear(len(colour_columns), width), nn.GELU(),
