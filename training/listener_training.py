@@ -60,6 +60,9 @@ logger = logging.getLogger(__name__)
 #: The checkpoint with the listener inside the run directory, and the run's summary.
 FINAL_DIR = "final"
 SUMMARY_JSON = "listener.json"
+# Weight of the comparison's candidate loss beside the choice's: enough to settle the
+# candidates on the described class, not so much that they compete with the choice.
+_CANDIDATE_WEIGHT = 0.5
 # Multi3DRefer records of one target (with or without distractors of its class).
 _SINGLE_TARGET = ("st_w_d", "st_wo_d")
 
@@ -158,17 +161,17 @@ class ReferringData:
 
     def collate(self, items: list[ReferringItem], phrasing: list[int]
                 ) -> tuple[torch.Tensor, ...]:
-        """Padded (question ids, segments, pairs, segment mask, target IoUs) of a batch, each
-        item asked in phrasing ``phrasing[i]`` (modulo its phrasings)."""
-        # The listener reads no relative colours (the answerer does).
-        ids, segments, pairs, mask, _ = self.segments.collate(
+        """Padded (question ids, segments, pairs, segment mask, relative colours, target
+        IoUs) of a batch, each item asked in phrasing ``phrasing[i]`` (modulo its
+        phrasings)."""
+        ids, segments, pairs, mask, colours = self.segments.collate(
             [item.scene_id for item in items],
             [item.phrasings[k % len(item.phrasings)]
              for item, k in zip(items, phrasing, strict=True)])
         ious = torch.zeros(mask.shape)
         for row, item in enumerate(items):
             ious[row, :len(item.ious)] = torch.from_numpy(item.ious)
-        return ids, segments, pairs, mask, ious
+        return ids, segments, pairs, mask, colours, ious
 
 
 def _records(data: ListenerData, split: str) -> list:
@@ -206,8 +209,8 @@ def selection_accuracy(listener: SegmentListener, data: ReferringData, *,
     picked, best = [], []
     for start in range(0, len(data.items), batch_size):
         chunk = data.items[start:start + batch_size]
-        ids, segments, pairs, mask, ious = data.collate(chunk, [0] * len(chunk))
-        choice = listener(ids, segments, pairs, mask).argmax(dim=-1)
+        *inputs, ious = data.collate(chunk, [0] * len(chunk))
+        choice = listener(*inputs).argmax(dim=-1)
         picked.append(ious.gather(1, choice[:, None])[:, 0].numpy())
         best.append(ious.max(dim=1).values.numpy())
     listener.train()
@@ -276,10 +279,13 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
     held_out_metrics = {"items": 0}
 
     def batch_loss(chunk: list[ReferringItem]) -> tuple[torch.Tensor, dict[str, float]]:
-        ids, segments, pairs, mask, ious = train.collate(
-            chunk, rng.integers(0, 1 << 16, len(chunk)).tolist())
-        loss = F.cross_entropy(listener(ids, segments, pairs, mask), ious.argmax(dim=1))
-        return loss, {"listener": loss.item()}
+        *inputs, ious = train.collate(chunk, rng.integers(0, 1 << 16, len(chunk)).tolist())
+        scores, candidates = listener.logits(*inputs)
+        target = ious.argmax(dim=1)
+        choice = F.cross_entropy(scores, target)
+        candidate = F.cross_entropy(candidates, target)
+        loss = choice + _CANDIDATE_WEIGHT * candidate
+        return loss, {"listener": choice.item(), "candidates": candidate.item()}
 
     def after_epoch(step: int) -> None:
         nonlocal held_out_metrics

@@ -19,6 +19,8 @@ from scene_llm_ros.grounding.proposals import ObjectProposal
 SEGMENT_GEOMETRY_FEATURES = 14
 #: Of those, the first: the colour's mean and spread per channel.
 COLOUR_STATISTICS = 6
+#: Of those, the log size along each axis.
+LOG_SIZES = slice(9, 12)
 #: Numbers per ordered pair: offset (3), horizontal distance (1), footprint gaps (2),
 #: log size ratios (3).
 PAIR_FEATURES = 9
@@ -110,7 +112,7 @@ def segment_rows(segments: tuple[ObjectProposal, ...] | list[ObjectProposal],
         geometry[0:3] = rgb.mean(axis=0)
         geometry[3:COLOUR_STATISTICS] = rgb.std(axis=0)
         geometry[6:9] = segment.center - origin
-        geometry[9:12] = np.log(segment.size + _SIZE_FLOOR_M)
+        geometry[LOG_SIZES] = np.log(segment.size + _SIZE_FLOOR_M)
         geometry[12] = np.log(len(segment.indices))
         geometry[13] = segment.center[2] - segment.size[2] / 2.0 - floor_z
     return objects

@@ -155,7 +155,8 @@ class SegmentAnswerer(checkpoint.SideModuleFiles, nn.Module):
         Takes :meth:`SegmentListener.forward`'s inputs and the segments' float (B, S,
         COLOUR_FEATURES) relative colours.
         """
-        state, words = self.reader.encode(question_ids, segments, pairs, segment_mask)
+        state, words, _ = self.reader.encode(question_ids, segments, pairs, segment_mask,
+                                             colours)
         standardised = (torch.cat([segments, colours], dim=-1) - self.feature_shift) \
             / self.feature_scale
         lifted = self.feature_lift(standardised)

@@ -6,12 +6,17 @@ The listener scores the scene's object segments
 (:mod:`scene_llm_ros.grounding.segment_features`) against the question's tokens, in the
 manner of ReferIt3D-style neural listeners: segments read the words through cross-attention
 and each other through relation layers whose messages depend on the pair's geometry (offset,
-gap, size ratio), so "closest to the window" can single out one of several chairs. It uses
-the scene LLM's tokenizer and is stored beside the LLM in ``segment_listener/``.
+gap, size ratio), so "closest to the window" can single out one of several chairs; a last
+comparison (:mod:`~scene_llm_ros.model.segment_comparison`) ranks each segment among the
+description's candidates by distance to its anchors and by size before the segments read the
+words once more. Segments enter with their colours relative to the room's (grey-world
+constancy), which name "the white chair" in a dim room as well as in a lit one. It uses the
+scene LLM's tokenizer and is stored beside the LLM in ``segment_listener/``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -19,11 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from scene_llm_ros.grounding.segment_features import (
+    COLOUR_FEATURES,
+    LOG_SIZES,
     PAIR_FEATURES,
     SEGMENT_GEOMETRY_FEATURES,
     SegmentFeatures,
 )
 from scene_llm_ros.model import checkpoint
+from scene_llm_ros.model.segment_comparison import CandidateComparison
 
 LISTENER_DIR = "segment_listener"
 _WEIGHTS_NAME = "segment_listener.safetensors"
@@ -38,6 +46,7 @@ class ListenerShape:
     :ivar text_layers: transformer layers over the question.
     :ivar relation_layers: segment-to-segment message passing rounds.
     :ivar heads: attention heads.
+    :ivar anchor_heads: anchors a superlative can be measured from ("closest to the window").
     :ivar max_segments: the largest segments scored; the rest are specks and parts.
     :ivar max_question_tokens: longer questions are cut.
     """
@@ -46,11 +55,12 @@ class ListenerShape:
     text_layers: int = 2
     relation_layers: int = 2
     heads: int = 4
+    anchor_heads: int = 2
     max_segments: int = 48
     max_question_tokens: int = 96
 
     def __post_init__(self) -> None:
-        for name in ("hidden_size", "text_layers", "heads", "max_segments",
+        for name in ("hidden_size", "text_layers", "heads", "anchor_heads", "max_segments",
                      "max_question_tokens"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -58,6 +68,19 @@ class ListenerShape:
                                  f"{value!r}")
         if self.relation_layers < 0 or self.hidden_size % self.heads:
             raise ValueError("relation_layers must be >= 0 and hidden_size divisible by heads")
+
+
+class ListenerReading(NamedTuple):
+    """What :meth:`SegmentListener.encode` makes of a question and a scene.
+
+    :ivar state: float (B, S, W) segment states.
+    :ivar words: float (B, L, W) word states.
+    :ivar candidates: float (B, S) logits of the segments the description could mean.
+    """
+
+    state: torch.Tensor
+    words: torch.Tensor
+    candidates: torch.Tensor
 
 
 @dataclass
@@ -100,7 +123,8 @@ class SegmentListener(checkpoint.SideModuleFiles, nn.Module):
         layer = nn.TransformerEncoderLayer(width, config.heads, 2 * width, dropout=0.1,
                                            batch_first=True, norm_first=True)
         self.text = nn.TransformerEncoder(layer, config.text_layers, enable_nested_tensor=False)
-        inputs = len(config.class_names) + SEGMENT_GEOMETRY_FEATURES
+        classes = len(config.class_names)
+        inputs = classes + SEGMENT_GEOMETRY_FEATURES + COLOUR_FEATURES
         self.segment = nn.Sequential(nn.Linear(inputs, width), nn.GELU(),
                                      nn.Linear(width, width))
         rounds = config.relation_layers + 1
@@ -121,42 +145,50 @@ class SegmentListener(checkpoint.SideModuleFiles, nn.Module):
                                      for _ in range(config.relation_layers))
         self.attention = nn.ModuleList(nn.Linear(width, 1)
                                        for _ in range(config.relation_layers))
+        self.comparison = CandidateComparison(
+            width, config.anchor_heads,
+            slice(classes + LOG_SIZES.start, classes + LOG_SIZES.stop))
         self.score = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, 1))
 
     def forward(self, question_ids: torch.Tensor, segments: torch.Tensor, pairs: torch.Tensor,
-                segment_mask: torch.Tensor) -> torch.Tensor:
+                segment_mask: torch.Tensor, colours: torch.Tensor) -> torch.Tensor:
         """Batched scores.
 
         :param question_ids: int64 (B, L) token ids, padded with -1.
         :param segments: float (B, S, F) segment features.
         :param pairs: float (B, S, S, PAIR_FEATURES).
         :param segment_mask: bool (B, S), True for real segments.
+        :param colours: float (B, S, COLOUR_FEATURES) the segments' colours relative to the
+            room's.
         :return: float (B, S) logits; padding segments get a very low score.
         """
-        state, _ = self.encode(question_ids, segments, pairs, segment_mask)
-        return self.score_states(state, segment_mask)
+        return self.logits(question_ids, segments, pairs, segment_mask, colours)[0]
+
+    def logits(self, question_ids: torch.Tensor, segments: torch.Tensor, pairs: torch.Tensor,
+               segment_mask: torch.Tensor, colours: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward`'s scores and the candidate logits of the comparison (which
+        training also fits to the target, so that they settle on the described class)."""
+        reading = self.encode(question_ids, segments, pairs, segment_mask, colours)
+        return self.score_states(reading.state, segment_mask), reading.candidates
 
     def score_states(self, state: torch.Tensor, segment_mask: torch.Tensor) -> torch.Tensor:
         """float (B, S) logits of :meth:`encode`'s segment states."""
         return self.score(state).squeeze(-1).masked_fill(~segment_mask, -1e9)
 
     def encode(self, question_ids: torch.Tensor, segments: torch.Tensor, pairs: torch.Tensor,
-               segment_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+               segment_mask: torch.Tensor, colours: torch.Tensor) -> ListenerReading:
         """Segment states that have read the question and each other, and the word states.
 
-        Takes :meth:`forward`'s inputs; returns float (B, S, W) and (B, L, W).
+        Takes :meth:`forward`'s inputs.
         """
         padding = question_ids < 0
         positions = torch.arange(question_ids.shape[1], device=question_ids.device)
         words = self.text(self.word(question_ids.clamp_min(0)) + self.word_position(positions),
                           src_key_padding_mask=padding)
-        state = self.segment(segments)
-        batch, count, width = state.shape
-        for k in range(self.config.relation_layers + 1):
-            state = state + self.read[k](self.read_norm[k](state), words, words,
-                                         key_padding_mask=padding, need_weights=False)[0]
-            if k == self.config.relation_layers:
-                break
+        state = self.segment(torch.cat([segments, colours], dim=-1))
+        for k in range(self.config.relation_layers):
+            state = self._read(k, state, words, padding)
             normed = self.relation_norm[k](state)
             hidden = F.gelu(self.from_receiver[k](normed)[:, :, None]
                             + self.from_sender[k](normed)[:, None]
@@ -164,7 +196,16 @@ class SegmentListener(checkpoint.SideModuleFiles, nn.Module):
             weights = self.attention[k](hidden).squeeze(-1)
             weights = weights.masked_fill(~segment_mask[:, None, :], -1e9).softmax(dim=-1)
             state = state + (weights[..., None] * self.message[k](hidden)).sum(dim=2)
-        return state, words
+        # The last read sees the ranks, so that "closest" and "farthest" can pick theirs.
+        update, candidates = self.comparison(state, segments, pairs, segment_mask)
+        state = self._read(self.config.relation_layers, state + update, words, padding)
+        return ListenerReading(state, words, candidates)
+
+    def _read(self, round_index: int, state: torch.Tensor, words: torch.Tensor,
+              padding: torch.Tensor) -> torch.Tensor:
+        """Segment states after a cross-attention read of the words."""
+        return state + self.read[round_index](self.read_norm[round_index](state), words, words,
+                                              key_padding_mask=padding, need_weights=False)[0]
 
     def extend_vocabulary(self, vocab_size: int) -> None:
         """Grow the word table to ``vocab_size`` ids (the model's tokenizer gained special
@@ -190,5 +231,6 @@ class SegmentListener(checkpoint.SideModuleFiles, nn.Module):
         ids = torch.tensor([question_ids[:self.config.max_question_tokens]], device=device)
         logits = self(ids, torch.from_numpy(features.objects)[None].to(device),
                       torch.from_numpy(features.pairs)[None].to(device),
-                      torch.ones(1, len(features.segments), dtype=torch.bool, device=device))
+                      torch.ones(1, len(features.segments), dtype=torch.bool, device=device),
+                      torch.from_numpy(features.colours)[None].to(device))
         return logits[0].float().log_softmax(dim=-1).cpu().numpy()

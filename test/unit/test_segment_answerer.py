@@ -111,6 +111,8 @@ def test_the_answerer_learns_colours_of_related_objects_counts_and_existence():
     answerer.standardise_features(torch.from_numpy(np.concatenate(
         [np.concatenate([f.objects, f.colours], axis=1) for f, *_ in sample])))
     optimizer = torch.optim.AdamW(answerer.parameters(), lr=3e-3)
+    # Decayed as in training: counts need the gates settled, not still swinging at full rate.
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=600)
     rng = np.random.default_rng(0)
     for _ in range(600):
         ids, segments, pairs, mask, colours, target, focus, anchor = _batch(
@@ -123,6 +125,7 @@ def test_the_answerer_learns_colours_of_related_objects_counts_and_existence():
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        schedule.step()
     answerer.eval()
     held_out = _questions(np.random.default_rng(1), 300)
     with torch.no_grad():
