@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the embedded default model shipped in scene_llm_ros/embedded_model/ (2 CPU cores,
-# about an hour and a quarter). Run from the repository root after `make setup`:
+# about an hour and a half). Run from the repository root after `make setup`:
 #   . tools/env.sh && bash training/embedded_model.sh [WORK_DIR]
 # WORK_DIR (default runs/embedded_model) receives the dataset, the runs and the evaluation;
 # the package copy is replaced only after every step succeeded.

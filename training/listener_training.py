@@ -73,10 +73,13 @@ class ListenerData(SegmentStageData):
 
     :ivar multi3drefer: also learn from single-target Multi3DRefer descriptions.
     :ivar min_target_iou: items whose best segment overlaps the true box less are skipped.
+    :ivar quarter_turns: each training item sees its room turned by a random number of
+        quarter turns (270 rooms look like 1,080 to the listener; descriptions still hold).
     """
 
     multi3drefer: bool = True
     min_target_iou: float = 0.25
+    quarter_turns: bool = True
 
 
 @dataclass
@@ -159,15 +162,15 @@ class ReferringData:
                                           [:shape.max_question_tokens]) for s in samples),
                     ious.astype(np.float32)))
 
-    def collate(self, items: list[ReferringItem], phrasing: list[int]
-                ) -> tuple[torch.Tensor, ...]:
+    def collate(self, items: list[ReferringItem], phrasing: list[int],
+                quarter_turns: list[int] | None = None) -> tuple[torch.Tensor, ...]:
         """Padded (question ids, segments, pairs, segment mask, relative colours, target
         IoUs) of a batch, each item asked in phrasing ``phrasing[i]`` (modulo its
-        phrasings)."""
+        phrasings), its room turned by ``quarter_turns[i]`` quarter turns when given."""
         ids, segments, pairs, mask, colours = self.segments.collate(
             [item.scene_id for item in items],
             [item.phrasings[k % len(item.phrasings)]
-             for item, k in zip(items, phrasing, strict=True)])
+             for item, k in zip(items, phrasing, strict=True)], quarter_turns)
         ious = torch.zeros(mask.shape)
         for row, item in enumerate(items):
             ious[row, :len(item.ious)] = torch.from_numpy(item.ious)
@@ -279,7 +282,9 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
     held_out_metrics = {"items": 0}
 
     def batch_loss(chunk: list[ReferringItem]) -> tuple[torch.Tensor, dict[str, float]]:
-        *inputs, ious = train.collate(chunk, rng.integers(0, 1 << 16, len(chunk)).tolist())
+        phrasing = rng.integers(0, 1 << 16, len(chunk)).tolist()
+        turns = rng.integers(0, 4, len(chunk)).tolist() if data.quarter_turns else None
+        *inputs, ious = train.collate(chunk, phrasing, turns)
         scores, candidates = listener.logits(*inputs)
         target = ious.argmax(dim=1)
         choice = F.cross_entropy(scores, target)

@@ -18,6 +18,7 @@ from scene_llm_ros.grounding.segment_features import (
     COLOUR_FEATURES,
     PAIR_FEATURES,
     SegmentFeatures,
+    quarter_turned,
 )
 from scene_llm_ros.model import SceneLlm
 from training.checkpoints import TRAINING_JSON, fusion_settings
@@ -82,10 +83,11 @@ class SceneSegments:
                                 np.array([s.center for s in segments]),
                                 np.array([s.size for s in segments]))[0]
 
-    def collate(self, scene_ids: list[str], questions: list[tuple[int, ...]]
-                ) -> tuple[torch.Tensor, ...]:
+    def collate(self, scene_ids: list[str], questions: list[tuple[int, ...]],
+                quarter_turns: list[int] | None = None) -> tuple[torch.Tensor, ...]:
         """Padded (question ids, segments, pairs, segment mask, relative colours) of a batch;
-        question ids are padded with -1."""
+        question ids are padded with -1. Scene ``i`` is turned by ``quarter_turns[i]``
+        quarter turns (:func:`quarter_turned`) when given."""
         count = max(len(self.features[s].segments) for s in scene_ids)
         length = max(len(q) for q in questions)
         width = self.features[scene_ids[0]].objects.shape[1]
@@ -98,8 +100,9 @@ class SceneSegments:
             scene = self.features[scene_id]
             n = len(scene.segments)
             ids[row, :len(question)] = question
-            segments[row, :n] = scene.objects
-            pairs[row, :n, :n] = scene.pairs
+            segments[row, :n], pairs[row, :n, :n] = quarter_turned(
+                scene.objects, scene.pairs, len(self.class_names),
+                quarter_turns[row] if quarter_turns else 0)
             mask[row, :n] = True
             colours[row, :n] = scene.colours
         return tuple(torch.from_numpy(a) for a in (ids, segments, pairs, mask, colours))

@@ -19,11 +19,16 @@ from scene_llm_ros.grounding.proposals import ObjectProposal
 SEGMENT_GEOMETRY_FEATURES = 14
 #: Of those, the first: the colour's mean and spread per channel.
 COLOUR_STATISTICS = 6
-#: Of those, the log size along each axis.
+#: Of those, the centre relative to the room's middle and floor, and the log size along
+#: each axis.
+CENTRE = slice(6, 9)
 LOG_SIZES = slice(9, 12)
 #: Numbers per ordered pair: offset (3), horizontal distance (1), footprint gaps (2),
 #: log size ratios (3).
 PAIR_FEATURES = 9
+#: Of those, the horizontal distance between the centres.
+PAIR_DISTANCE = 3
+_PAIR_OFFSET, _PAIR_GAPS, _PAIR_SIZE_RATIOS = slice(0, 3), slice(4, 6), slice(6, 9)
 #: Numbers of a segment's colour relative to the room's (see :func:`relative_colours`).
 COLOUR_FEATURES = 4
 #: Numbers of a segment's room context: the gaps from its box to the room's low and high
@@ -111,7 +116,7 @@ def segment_rows(segments: tuple[ObjectProposal, ...] | list[ObjectProposal],
         geometry = objects[row, classes:]
         geometry[0:3] = rgb.mean(axis=0)
         geometry[3:COLOUR_STATISTICS] = rgb.std(axis=0)
-        geometry[6:9] = segment.center - origin
+        geometry[CENTRE] = segment.center - origin
         geometry[LOG_SIZES] = np.log(segment.size + _SIZE_FLOOR_M)
         geometry[12] = np.log(len(segment.indices))
         geometry[13] = segment.center[2] - segment.size[2] / 2.0 - floor_z
@@ -151,3 +156,27 @@ def pair_features(centers: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     ratio = np.log((sizes[None, :, :] + _SIZE_FLOOR_M) / (sizes[:, None, :] + _SIZE_FLOOR_M))
     distance = np.linalg.norm(offset[..., :2], axis=-1, keepdims=True)
     return np.concatenate([offset, distance, gap, ratio], axis=-1).astype(np.float32)
+
+
+def quarter_turned(objects: np.ndarray, pairs: np.ndarray, class_count: int,
+                   turns: int) -> tuple[np.ndarray, np.ndarray]:
+    """:attr:`SegmentFeatures.objects` and ``pairs`` of the same room turned by ``turns``
+    quarter turns about +Z (anticlockwise seen from above).
+
+    Every relation a description states survives the turn (closest, next to, left of the
+    bed as you face it, in the corner), which makes turned rooms free training examples; a
+    mirror image would not (left and right swap). Axis-aligned boxes stay axis-aligned.
+
+    :param objects: float (..., S, class_count + SEGMENT_GEOMETRY_FEATURES).
+    :param pairs: float (..., S, S, PAIR_FEATURES).
+    :return: turned copies.
+    """
+    objects, pairs = objects.copy(), pairs.copy()
+    geometry = objects[..., class_count:]
+    for _ in range(turns % 4):
+        for xy in (geometry[..., CENTRE][..., :2], pairs[..., _PAIR_OFFSET][..., :2]):
+            xy[...] = np.stack([-xy[..., 1], xy[..., 0]], axis=-1)
+        for sizes in (geometry[..., LOG_SIZES], pairs[..., _PAIR_GAPS],
+                      pairs[..., _PAIR_SIZE_RATIOS]):
+            sizes[..., :2] = sizes[..., 1::-1].copy()
+    return objects, pairs

@@ -13,9 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-#: The pair feature (:func:`~scene_llm_ros.grounding.segment_features.pair_features`) that
-#: is the horizontal distance between two segment centres.
-_DISTANCE_FEATURE = 3
+from scene_llm_ros.grounding.segment_features import PAIR_DISTANCE
+
 # Softness of the rankings: distances in metres (descriptions state superlatives with a
 # 0.3 m margin) and log volumes (size superlatives need a 1.3x ratio, log 0.26).
 _DISTANCE_SOFTNESS_M = 0.1
@@ -54,8 +53,7 @@ class CandidateComparison(nn.Module):
         candidates = candidate_logits.softmax(dim=-1)
         anchors = self.anchor(state).masked_fill(hidden[..., None], -1e9).softmax(dim=1)
         # (B, S, K): each segment's distance to each anchor (a weighted mix of segments).
-        distance = torch.einsum("bijx,bjk->bikx", pairs[..., _DISTANCE_FEATURE:
-                                                         _DISTANCE_FEATURE + 1], anchors)[..., 0]
+        distance = torch.einsum("bij,bjk->bik", pairs[..., PAIR_DISTANCE], anchors)
         nearer = self._outranked_by(distance, candidates, _DISTANCE_SOFTNESS_M)
         farther = self._outranked_by(-distance, candidates, _DISTANCE_SOFTNESS_M)
         volume = segments[..., self.log_size_columns].sum(dim=-1, keepdim=True)
