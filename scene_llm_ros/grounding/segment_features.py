@@ -169,8 +169,11 @@ def quarter_turned(objects: np.ndarray, pairs: np.ndarray, class_count: int,
 
     :param objects: float (..., S, class_count + SEGMENT_GEOMETRY_FEATURES).
     :param pairs: float (..., S, S, PAIR_FEATURES).
-    :return: turned copies.
+    :return: turned copies; the inputs themselves when the turns add up to whole turns
+        (batches of unturned rooms copy nothing here).
     """
+    if turns % 4 == 0:
+        return objects, pairs
     objects, pairs = objects.copy(), pairs.copy()
     geometry = objects[..., class_count:]
     for _ in range(turns % 4):

@@ -173,7 +173,7 @@ def _question(rng: np.random.Generator):
     return features, ["the", "chair", "farthest", "from", "the", "door"], 1 + int(order[-1])
 
 
-def _batch(questions, *, words_are_ids: bool = False):
+def _batch(questions, vocabulary=WORDS):
     count = max(len(f.segments) for f, _, _ in questions)
     length = max(len(words) for _, words, _ in questions)
     ids = torch.full((len(questions), length), -1)
@@ -183,8 +183,7 @@ def _batch(questions, *, words_are_ids: bool = False):
     colours = torch.zeros(len(questions), count, COLOUR_FEATURES)
     for row, (features, words, _) in enumerate(questions):
         n = len(features.segments)
-        ids[row, :len(words)] = torch.tensor(words if words_are_ids else
-                                             [WORDS.index(w) for w in words])
+        ids[row, :len(words)] = torch.tensor([vocabulary.index(w) for w in words])
         segments[row, :n] = torch.from_numpy(features.objects)
         pairs[row, :n, :n] = torch.from_numpy(features.pairs)
         mask[row, :n] = True
@@ -266,7 +265,7 @@ def _superlative_question(rng: np.random.Generator):
              "farthest": ["the", "chair", "farthest", "from", "the", "door"],
              "largest": ["the", "largest", "chair"],
              "smallest": ["the", "smallest", "chair"]}[kind]
-    return features, [SUPERLATIVE_WORDS.index(w) for w in words], 1 + int(order[0])
+    return features, words, 1 + int(order[0])
 
 
 def test_the_listener_compares_candidates_without_message_passing():
@@ -275,7 +274,7 @@ def test_the_listener_compares_candidates_without_message_passing():
     of the chairs meant by distance; seed 1: 0.74. Size superlatives need no comparison: a
     score rising with size already makes the largest chair win the softmax.)"""
     def batch(rng, count=24):
-        return _batch(_questions(rng, count, _superlative_question), words_are_ids=True)
+        return _batch(_questions(rng, count, _superlative_question), SUPERLATIVE_WORDS)
 
     listener = _trained_listener(SUPERLATIVE_WORDS, 0, batch)
     with torch.no_grad():
