@@ -29,6 +29,7 @@ from scene_llm_ros.grounding.segment_features import (
     PAIR_FEATURES,
     SEGMENT_GEOMETRY_FEATURES,
     SegmentFeatures,
+    quarter_turned,
 )
 from scene_llm_ros.model import checkpoint
 from scene_llm_ros.model.segment_comparison import CandidateComparison
@@ -224,13 +225,25 @@ class SegmentListener(checkpoint.SideModuleFiles, nn.Module):
 
     @torch.inference_mode()
     def scores(self, question_ids: list[int], features: SegmentFeatures) -> np.ndarray:
-        """float (S,) log-probabilities that each described segment is the one meant."""
+        """float (S,) log-probabilities that each described segment is the one meant.
+
+        The listener reads the room as it is and turned by one, two and three quarter turns
+        about +Z, and the four readings' probabilities are averaged: it learnt from turned
+        rooms, and its slips in one reading are mostly not made in the others (held out,
+        picks right 0.814 -> 0.820).
+        """
         if not len(features.segments):
             return np.zeros(0)
         device = self.word.weight.device
-        ids = torch.tensor([question_ids[:self.config.max_question_tokens]], device=device)
-        logits = self(ids, torch.from_numpy(features.objects)[None].to(device),
-                      torch.from_numpy(features.pairs)[None].to(device),
-                      torch.ones(1, len(features.segments), dtype=torch.bool, device=device),
-                      torch.from_numpy(features.colours)[None].to(device))
-        return logits[0].float().log_softmax(dim=-1).cpu().numpy()
+        turned = [quarter_turned(features.objects, features.pairs, len(self.config.class_names),
+                                 turns) for turns in range(4)]
+        ids = torch.tensor([question_ids[:self.config.max_question_tokens]] * len(turned),
+                           device=device)
+        objects, pairs = (torch.from_numpy(np.stack(arrays)).to(device)
+                          for arrays in zip(*turned, strict=True))
+        logits = self(ids, objects, pairs,
+                      torch.ones(len(turned), len(features.segments), dtype=torch.bool,
+                                 device=device),
+                      torch.from_numpy(features.colours)[None].expand(len(turned), -1, -1)
+                      .to(device))
+        return logits.float().softmax(dim=-1).mean(dim=0).log().cpu().numpy()

@@ -107,6 +107,32 @@ def test_a_quarter_turn_of_the_features_is_the_turned_rooms_features():
     np.testing.assert_array_equal(features.objects, again)
 
 
+def test_the_listener_scores_a_room_and_its_quarter_turn_alike():
+    points: list = []
+    segments = [_segment(points, "chair", [1.0, 0.5, 0.45], [0.5, 0.7, 0.9], count=40),
+                _segment(points, "door", [3.0, 0.0, 1.0], [0.9, 0.1, 2.0]),
+                _segment(points, "chair", [0.2, 2.5, 0.4], [0.6, 0.4, 0.8])]
+    cloud = np.concatenate(points)
+    colors = np.random.default_rng(0).integers(0, 255, (len(cloud), 3), dtype=np.uint8)
+    features = segment_features(segments, cloud, colors, NAMES, floor_z=0.0, max_segments=8)
+    objects, pairs = quarter_turned(features.objects, features.pairs, len(NAMES), 1)
+    turned = dataclasses.replace(features, objects=objects, pairs=pairs)
+    torch.manual_seed(0)
+    listener = SegmentListener(SegmentListenerConfig(vocab_size=len(WORDS),
+                                                     class_names=list(NAMES), hidden_size=32))
+    question = [WORDS.index(w) for w in ("the", "chair", "closest", "to", "the", "door")]
+    scores = listener.eval().scores(question, features)
+    # Averaged over four quarter turns, the reading does not depend on which way is +X;
+    # a single reading of an untrained listener does.
+    np.testing.assert_allclose(listener.scores(question, turned), scores, atol=1e-5)
+    ids = torch.tensor([question])
+    one_reading = [listener(ids, torch.from_numpy(o)[None], torch.from_numpy(p)[None],
+                            torch.ones(1, 3, dtype=torch.bool),
+                            torch.from_numpy(features.colours)[None]).detach()
+                   for o, p in ((features.objects, features.pairs), (objects, pairs))]
+    assert not torch.allclose(*one_reading, atol=1e-3)
+
+
 def test_relative_colours_hold_under_a_rooms_exposure_and_tint():
     """A white chair in a dim, warm room and a grey chair in a bright, neutral one look alike
     in raw fused colour; against their own walls they differ, and the same room filmed
