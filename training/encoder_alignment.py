@@ -20,7 +20,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,8 @@ class AlignmentData:
     :ivar every_nth_frame: as the LLM stages fuse, so the encoder sees the same views.
     :ivar max_frames: frames per scene (None: all).
     :ivar vocabulary_min_count: description words used fewer times are left out.
+    :ivar extra_roots: more datasets whose ``split`` scenes the encoder learns from too
+        (more rooms to tell classes apart in; the words and classes are ``root``'s).
     """
 
     root: str = ""
@@ -75,6 +77,7 @@ class AlignmentData:
     every_nth_frame: int = 2
     max_frames: int | None = None
     vocabulary_min_count: int = 5
+    extra_roots: list[str] = field(default_factory=list)
 
     @property
     def annotations_path(self) -> Path:
@@ -97,13 +100,17 @@ class AlignmentConfig:
 _SECTIONS = {"data": AlignmentData, "encoder": BuiltinEncoderConfig, "optim": EpochOptim}
 
 
-def load_alignment_config(path: str | Path, **overrides: Any) -> AlignmentConfig:
+def load_alignment_config(path: str | Path, *, extra_roots: list[str] | None = None,
+                          **overrides: Any) -> AlignmentConfig:
     """Read and validate the YAML file; ``overrides`` (``root``, ``out_dir``, ``epochs``)
-    replace its values when not None.
+    and ``extra_roots`` replace its values when not None.
 
     :raises TrainingConfigError: naming the problem.
     """
-    return load_epoch_stage_config(path, AlignmentConfig, _SECTIONS, **overrides)
+    config = load_epoch_stage_config(path, AlignmentConfig, _SECTIONS, **overrides)
+    if extra_roots is not None:
+        config.data.extra_roots = [str(root) for root in extra_roots]
+    return config
 
 
 @dataclass
@@ -125,6 +132,15 @@ class PatchFrames:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def concatenated(self, other: PatchFrames) -> PatchFrames:
+        """These frames followed by ``other``'s (labelled with the same classes)."""
+        if other.class_names != self.class_names or \
+                other.targets.shape[1:] != self.targets.shape[1:]:
+            raise ValueError("frames to join must share classes, grid and vocabulary")
+        return PatchFrames(*(np.concatenate([getattr(self, name), getattr(other, name)])
+                             for name in ("images", "targets", "weights", "classes")),
+                           self.class_names)
 
 
 def _descriptions(data: AlignmentData, split: str) -> dict[tuple[str, int], list[str]]:
@@ -247,6 +263,11 @@ def align_encoder(config: AlignmentConfig) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     train_frames, vocabulary = collect_frames(config.data, config.data.split, config.encoder)
+    for root in config.data.extra_roots:
+        extra, _ = collect_frames(replace(config.data, root=root, annotations_dir=None),
+                                  config.data.split, config.encoder, vocabulary,
+                                  train_frames.class_names)
+        train_frames = train_frames.concatenated(extra)
     eval_frames = None
     if config.data.eval_split:
         eval_frames, _ = collect_frames(config.data, config.data.eval_split, config.encoder,

@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "{type: builtin, path: OUT/patch_encoder}.")
     parser.add_argument("--config", type=Path, required=True, help="alignment YAML file")
     parser.add_argument("--data", type=Path, help="dataset root (overrides data.root)")
+    parser.add_argument("--extra-data", type=Path, nargs="+",
+                        help="more dataset roots whose training scenes it also learns from "
+                             "(overrides data.extra_roots)")
     parser.add_argument("--out", type=Path, help="run directory (overrides out_dir)")
     parser.add_argument("--epochs", type=int, help="passes over the frames (overrides "
                                                    "optim.epochs)")
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from training.encoder_alignment import ENCODER_DIR, align_encoder, load_alignment_config
 
     config = load_alignment_config(args.config, root=args.data, out_dir=args.out,
-                                   epochs=args.epochs)
+                                   epochs=args.epochs, extra_roots=args.extra_data)
     summary = align_encoder(config)
     for split, metrics in summary["metrics"].items():
         print(f"{split}: patch class accuracy {metrics['patch_class_accuracy']:.3f}, "

@@ -20,6 +20,7 @@ from training.encoder_alignment import (
     AlignmentConfig,
     AlignmentData,
     align_encoder,
+    collect_frames,
     load_alignment_config,
 )
 from training.epoch_stage import EpochOptim
@@ -96,9 +97,10 @@ def test_vocabulary_keeps_class_words_and_frequent_description_words():
 
 
 def test_aligned_encoder_learns_and_travels_inside_model_checkpoints(dataset, tmp_path):
+    # The same rooms once more as an "extra" dataset: every training frame counts twice.
     config = AlignmentConfig(
         data=AlignmentData(root=str(dataset), eval_split="test", every_nth_frame=2,
-                           vocabulary_min_count=1),
+                           vocabulary_min_count=1, extra_roots=[str(dataset)]),
         encoder=SMALL_ENCODER, optim=EpochOptim(lr=3e-3, epochs=15, batch_size=8,
                                                     warmup_steps=0),
         out_dir=str(tmp_path / "encoder"), log_every=1)
@@ -108,6 +110,8 @@ def test_aligned_encoder_learns_and_travels_inside_model_checkpoints(dataset, tm
     assert metrics["train"]["patch_class_accuracy"] > metrics["train_before"][
         "patch_class_accuracy"]
     assert metrics["test"]["patches"] > 0
+    single, _ = collect_frames(config.data, "train", SMALL_ENCODER)
+    assert summary["frames"]["train"] == 2 * len(single)
     assert json.loads((tmp_path / "encoder" / SUMMARY_JSON).read_text())["metrics"] == metrics
     assert list((tmp_path / "encoder" / "tensorboard").glob("events.out.tfevents.*"))
 
@@ -142,5 +146,7 @@ def test_alignment_config_rejects_unknown_keys_and_bad_values(tmp_path):
     path.write_text("data: {rooot: x}\n")
     with pytest.raises(TrainingConfigError, match="rooot"):
         load_alignment_config(path)
-    path.write_text("seed: 3\n")
-    assert load_alignment_config(path, root="d", out_dir="o", epochs=2).optim.epochs == 2
+    path.write_text("seed: 3\ndata: {extra_roots: [a]}\n")
+    assert load_alignment_config(path).data.extra_roots == ["a"]
+    config = load_alignment_config(path, root="d", out_dir="o", epochs=2, extra_roots=["b"])
+    assert config.optim.epochs == 2 and config.data.extra_roots == ["b"]
