@@ -78,12 +78,17 @@ def test_features_describe_class_colour_place_size_and_pairs():
     assert empty.colours.shape == (0, COLOUR_FEATURES)
 
 
-def test_a_quarter_turn_of_the_features_is_the_turned_rooms_features():
+def _two_chairs_and_a_door() -> tuple[list[ObjectProposal], np.ndarray]:
+    """Segments of a small room and the points they index."""
     points: list = []
     segments = [_segment(points, "chair", [1.0, 0.5, 0.45], [0.5, 0.7, 0.9], count=40),
                 _segment(points, "door", [3.0, 0.0, 1.0], [0.9, 0.1, 2.0]),
                 _segment(points, "chair", [0.2, 2.5, 0.4], [0.6, 0.4, 0.8])]
-    cloud = np.concatenate(points)
+    return segments, np.concatenate(points)
+
+
+def test_a_quarter_turn_of_the_features_is_the_turned_rooms_features():
+    segments, cloud = _two_chairs_and_a_door()
     colors = np.full((len(cloud), 3), 90, np.uint8)
     features = segment_features(segments, cloud, colors, NAMES, floor_z=0.0, max_segments=8)
 
@@ -108,11 +113,7 @@ def test_a_quarter_turn_of_the_features_is_the_turned_rooms_features():
 
 
 def test_the_listener_scores_a_room_and_its_quarter_turn_alike():
-    points: list = []
-    segments = [_segment(points, "chair", [1.0, 0.5, 0.45], [0.5, 0.7, 0.9], count=40),
-                _segment(points, "door", [3.0, 0.0, 1.0], [0.9, 0.1, 2.0]),
-                _segment(points, "chair", [0.2, 2.5, 0.4], [0.6, 0.4, 0.8])]
-    cloud = np.concatenate(points)
+    segments, cloud = _two_chairs_and_a_door()
     colors = np.random.default_rng(0).integers(0, 255, (len(cloud), 3), dtype=np.uint8)
     features = segment_features(segments, cloud, colors, NAMES, floor_z=0.0, max_segments=8)
     objects, pairs = quarter_turned(features.objects, features.pairs, len(NAMES), 1)
