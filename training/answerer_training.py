@@ -156,7 +156,9 @@ def answer_vocabulary(data: AnswererData) -> list[str]:
     counts: collections.Counter = collections.Counter()
     forms: dict[str, collections.Counter] = {}
     for source, record in _records(data, data.split):
-        for answer in {a.strip() for a in _reference_answers(source, record)}:
+        # Sorted: the most common form of an answer is then the alphabetically first among
+        # equals in every run, whatever the string hash seed.
+        for answer in sorted({a.strip() for a in _reference_answers(source, record)}):
             key = clean_answer(answer)
             if key:
                 counts[key] += 1

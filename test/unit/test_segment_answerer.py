@@ -201,3 +201,21 @@ def test_short_questions_are_answered_from_segments_and_grounded(tmp_path):
             vocab_size=len(model.tokenizer) + 1, class_names=list(NAMES), answers=["yes"])))
     with pytest.raises(ValueError, match="answers"):
         SegmentAnswererConfig(vocab_size=4, class_names=list(NAMES), answers=["yes", "yes"])
+
+
+def test_the_answer_vocabulary_writes_each_answer_in_one_form_whatever_the_hash_seed(
+        monkeypatch):
+    """"3" and "three" are one answer; which form names it must not depend on the order a
+    set of strings happens to iterate in (it changes with PYTHONHASHSEED)."""
+    from types import SimpleNamespace
+
+    from training import answerer_training
+
+    records = [("scanqa", SimpleNamespace(answers=pair)) for pair in (
+        ["three", "3"], ["3", "three"], ["the door", "door"], ["door"], ["chair"])]
+    for order in (records, records[::-1]):
+        monkeypatch.setattr(answerer_training, "_records", lambda data, split, o=order: o)
+        vocabulary = answerer_training.answer_vocabulary(
+            answerer_training.AnswererData(min_answer_count=2))
+        # The most frequent first; of equally common forms the alphabetically first.
+        assert vocabulary == ["3", "door"]
