@@ -133,14 +133,17 @@ class PatchFrames:
     def __len__(self) -> int:
         return len(self.images)
 
-    def concatenated(self, other: PatchFrames) -> PatchFrames:
-        """These frames followed by ``other``'s (labelled with the same classes)."""
-        if other.class_names != self.class_names or \
-                other.targets.shape[1:] != self.targets.shape[1:]:
+    @staticmethod
+    def joined(parts: list[PatchFrames]) -> PatchFrames:
+        """The frames of ``parts`` one after another (labelled with the same classes), copied
+        once however many parts there are."""
+        first = parts[0]
+        if any(part.class_names != first.class_names or
+               part.targets.shape[1:] != first.targets.shape[1:] for part in parts):
             raise ValueError("frames to join must share classes, grid and vocabulary")
-        return PatchFrames(*(np.concatenate([getattr(self, name), getattr(other, name)])
+        return PatchFrames(*(np.concatenate([getattr(part, name) for part in parts])
                              for name in ("images", "targets", "weights", "classes")),
-                           self.class_names)
+                           first.class_names)
 
 
 def _descriptions(data: AlignmentData, split: str) -> dict[tuple[str, int], list[str]]:
@@ -263,11 +266,12 @@ def align_encoder(config: AlignmentConfig) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     train_frames, vocabulary = collect_frames(config.data, config.data.split, config.encoder)
-    for root in config.data.extra_roots:
-        extra, _ = collect_frames(replace(config.data, root=root, annotations_dir=None),
-                                  config.data.split, config.encoder, vocabulary,
-                                  train_frames.class_names)
-        train_frames = train_frames.concatenated(extra)
+    if config.data.extra_roots:
+        train_frames = PatchFrames.joined([train_frames] + [
+            collect_frames(replace(config.data, root=root, annotations_dir=None),
+                           config.data.split, config.encoder, vocabulary,
+                           train_frames.class_names)[0]
+            for root in config.data.extra_roots])
     eval_frames = None
     if config.data.eval_split:
         eval_frames, _ = collect_frames(config.data, config.data.eval_split, config.encoder,
