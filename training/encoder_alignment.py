@@ -100,17 +100,13 @@ class AlignmentConfig:
 _SECTIONS = {"data": AlignmentData, "encoder": BuiltinEncoderConfig, "optim": EpochOptim}
 
 
-def load_alignment_config(path: str | Path, *, extra_roots: list[str] | None = None,
-                          **overrides: Any) -> AlignmentConfig:
-    """Read and validate the YAML file; ``overrides`` (``root``, ``out_dir``, ``epochs``)
-    and ``extra_roots`` replace its values when not None.
+def load_alignment_config(path: str | Path, **overrides: Any) -> AlignmentConfig:
+    """Read and validate the YAML file; ``overrides`` (``root``, ``out_dir``, ``epochs``,
+    ``extra_roots``) replace its values when not None.
 
     :raises TrainingConfigError: naming the problem.
     """
-    config = load_epoch_stage_config(path, AlignmentConfig, _SECTIONS, **overrides)
-    if extra_roots is not None:
-        config.data.extra_roots = [str(root) for root in extra_roots]
-    return config
+    return load_epoch_stage_config(path, AlignmentConfig, _SECTIONS, **overrides)
 
 
 @dataclass

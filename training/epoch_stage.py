@@ -69,9 +69,9 @@ class EpochOptim:
 def load_epoch_stage_config(path: str | Path, config_cls: type, sections: dict[str, type],
                             **overrides: Any):
     """Read and validate a side stage's YAML file into ``config_cls`` (which has ``seed``,
-    ``out_dir``, ``log_every`` and ``sections``, among them ``data`` with a ``root`` and
-    ``optim`` with ``epochs``); ``overrides`` (``root``, ``out_dir``, ``epochs``) replace
-    the file's values when not None.
+    ``out_dir``, ``log_every`` and ``sections``, among them ``data`` with a ``root`` (and
+    ``extra_roots`` when overridden) and ``optim`` with ``epochs``); ``overrides`` (``root``,
+    ``out_dir``, ``epochs``, ``extra_roots``) replace the file's values when not None.
 
     :raises TrainingConfigError: naming the problem.
     """
@@ -92,6 +92,8 @@ def load_epoch_stage_config(path: str | Path, config_cls: type, sections: dict[s
         config.out_dir = str(overrides["out_dir"])
     if overrides.get("epochs") is not None:
         config.optim.epochs = int(overrides["epochs"])
+    if overrides.get("extra_roots") is not None:
+        config.data.extra_roots = [str(root) for root in overrides["extra_roots"]]
     return config
 
 

@@ -19,7 +19,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +50,9 @@ from training.epoch_stage import (
     load_epoch_stage_config,
     train_in_epochs,
 )
-from training.errors import EmptyDatasetError
+from training.errors import EmptyDatasetError, TrainingConfigError
 from training.scene_cache import SceneTokenCache
-from training.scene_segments import SceneSegments, checkpoint_scene_cache
+from training.scene_segments import SceneSegments, checkpoint_scene_cache, collate_segments
 from training.sources import read_source, source_available
 
 logger = logging.getLogger(__name__)
@@ -75,11 +75,15 @@ class ListenerData(SegmentStageData):
     :ivar min_target_iou: items whose best segment overlaps the true box less are skipped.
     :ivar quarter_turns: each training item sees its room turned by a random number of
         quarter turns (270 rooms look like 1,080 to the listener; descriptions still hold).
+    :ivar extra_roots: more datasets whose ``split`` descriptions the listener learns from
+        too, over their rooms fused the way the checkpoint was trained (each root's own
+        ``scene_token_cache``); the box completer and the held-out scores stay ``root``'s.
     """
 
     multi3drefer: bool = True
     min_target_iou: float = 0.25
     quarter_turns: bool = True
+    extra_roots: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -109,8 +113,8 @@ _SECTIONS = {"data": ListenerData, "listener": ListenerShape, "optim": ListenerO
 
 
 def load_listener_config(path: str | Path, **overrides: Any) -> ListenerTrainingConfig:
-    """Read and validate the YAML file; ``overrides`` (``root``, ``out_dir``, ``epochs``)
-    replace its values when not None.
+    """Read and validate the YAML file; ``overrides`` (``root``, ``out_dir``, ``epochs``,
+    ``extra_roots``) replace its values when not None.
 
     :raises TrainingConfigError: naming the problem.
     """
@@ -122,6 +126,7 @@ class ReferringItem:
     """One description over one scene's segments.
 
     :ivar scene_id: the scene.
+    :ivar part: which of the data's datasets the scene is in (0: the first).
     :ivar phrasings: token ids of the question in each training phrasing (the listener's
         first ``max_question_tokens``); the first is how evaluation and users ask it.
     :ivar ious: float (S,) IoU of each described segment's box with the true box.
@@ -130,6 +135,7 @@ class ReferringItem:
     scene_id: str
     phrasings: tuple[tuple[int, ...], ...]
     ious: np.ndarray
+    part: int = 0
 
 
 class ReferringData:
@@ -147,6 +153,7 @@ class ReferringData:
                                       max_segments=shape.max_segments, split=split)
         #: The semantic map's classes (the segments' one-hot order).
         self.class_names = self.segments.class_names
+        self._parts = [self.segments]
         for scene_id in self.segments.features:
             objects = scenes.objects(scene_id)
             for record in by_scene[scene_id]:
@@ -162,13 +169,28 @@ class ReferringData:
                                           [:shape.max_question_tokens]) for s in samples),
                     ious.astype(np.float32)))
 
+    def join(self, other: ReferringData) -> None:
+        """Learn from ``other``'s items too (another dataset's rooms, whose scene ids may be
+        the same as these).
+
+        :raises TrainingConfigError: when its segments are labelled with other classes.
+        """
+        if other.class_names != self.class_names:
+            raise TrainingConfigError("the extra dataset's semantic map has other classes: "
+                                      f"{other.class_names} vs {self.class_names}")
+        part = len(self._parts)
+        self._parts += other._parts
+        self.items += [replace(item, part=part + item.part) for item in other.items]
+        self.skipped += other.skipped
+
     def collate(self, items: list[ReferringItem], phrasing: list[int],
                 quarter_turns: list[int] | None = None) -> tuple[torch.Tensor, ...]:
         """Padded (question ids, segments, pairs, segment mask, relative colours, target
         IoUs) of a batch, each item asked in phrasing ``phrasing[i]`` (modulo its
         phrasings), its room turned by ``quarter_turns[i]`` quarter turns when given."""
-        ids, segments, pairs, mask, colours = self.segments.collate(
-            [item.scene_id for item in items],
+        ids, segments, pairs, mask, colours = collate_segments(
+            [self._parts[item.part].features[item.scene_id] for item in items],
+            len(self.class_names),
             [item.phrasings[k % len(item.phrasings)]
              for item, k in zip(items, phrasing, strict=True)], quarter_turns)
         ious = torch.zeros(mask.shape)
@@ -266,6 +288,12 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
     shape = config.listener
     train_scenes = SplitScenes.discover(data.root, data.split)
     train = ReferringData(model, train_scenes, cache, data, data.split, shape)
+    for root in data.extra_roots:
+        extra = replace(data, root=root, annotations_dir=None, cache_dir=None)
+        train.join(ReferringData(
+            model, SplitScenes.discover(root, data.split),
+            checkpoint_scene_cache(model, checkpoint_dir, root, None), extra, data.split,
+            shape))
     if not train.items:
         raise EmptyDatasetError(f"no referring expression of split {data.split!r} under "
                                 f"{data.root} has a segment overlapping its object")

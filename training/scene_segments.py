@@ -85,24 +85,31 @@ class SceneSegments:
 
     def collate(self, scene_ids: list[str], questions: list[tuple[int, ...]],
                 quarter_turns: list[int] | None = None) -> tuple[torch.Tensor, ...]:
-        """Padded (question ids, segments, pairs, segment mask, relative colours) of a batch;
-        question ids are padded with -1. Scene ``i`` is turned by ``quarter_turns[i]``
-        quarter turns (:func:`quarter_turned`) when given."""
-        count = max(len(self.features[s].segments) for s in scene_ids)
-        length = max(len(q) for q in questions)
-        width = self.features[scene_ids[0]].objects.shape[1]
-        ids = np.full((len(scene_ids), length), -1, np.int64)
-        segments = np.zeros((len(scene_ids), count, width), np.float32)
-        pairs = np.zeros((len(scene_ids), count, count, PAIR_FEATURES), np.float32)
-        mask = np.zeros((len(scene_ids), count), bool)
-        colours = np.zeros((len(scene_ids), count, COLOUR_FEATURES), np.float32)
-        for row, (scene_id, question) in enumerate(zip(scene_ids, questions, strict=True)):
-            scene = self.features[scene_id]
-            n = len(scene.segments)
-            ids[row, :len(question)] = question
-            segments[row, :n], pairs[row, :n, :n] = quarter_turned(
-                scene.objects, scene.pairs, len(self.class_names),
-                quarter_turns[row] if quarter_turns else 0)
-            mask[row, :n] = True
-            colours[row, :n] = scene.colours
-        return tuple(torch.from_numpy(a) for a in (ids, segments, pairs, mask, colours))
+        """:func:`collate_segments` of these scenes."""
+        return collate_segments([self.features[s] for s in scene_ids], len(self.class_names),
+                                questions, quarter_turns)
+
+
+def collate_segments(scenes: list[SegmentFeatures], class_count: int,
+                     questions: list[tuple[int, ...]], quarter_turns: list[int] | None = None
+                     ) -> tuple[torch.Tensor, ...]:
+    """Padded (question ids, segments, pairs, segment mask, relative colours) of a batch of
+    scenes' segments (labelled with ``class_count`` classes); question ids are padded with
+    -1. Scene ``i`` is turned by ``quarter_turns[i]`` quarter turns (:func:`quarter_turned`)
+    when given."""
+    count = max(len(scene.segments) for scene in scenes)
+    length = max(len(q) for q in questions)
+    width = scenes[0].objects.shape[1]
+    ids = np.full((len(scenes), length), -1, np.int64)
+    segments = np.zeros((len(scenes), count, width), np.float32)
+    pairs = np.zeros((len(scenes), count, count, PAIR_FEATURES), np.float32)
+    mask = np.zeros((len(scenes), count), bool)
+    colours = np.zeros((len(scenes), count, COLOUR_FEATURES), np.float32)
+    for row, (scene, question) in enumerate(zip(scenes, questions, strict=True)):
+        n = len(scene.segments)
+        ids[row, :len(question)] = question
+        segments[row, :n], pairs[row, :n, :n] = quarter_turned(
+            scene.objects, scene.pairs, class_count, quarter_turns[row] if quarter_turns else 0)
+        mask[row, :n] = True
+        colours[row, :n] = scene.colours
+    return tuple(torch.from_numpy(a) for a in (ids, segments, pairs, mask, colours))

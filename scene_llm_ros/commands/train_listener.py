@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True,
                         help="trained scene LLM checkpoint (its tokenizer and fusion settings)")
     parser.add_argument("--data", type=Path, help="dataset root (overrides data.root)")
+    parser.add_argument("--extra-data", type=Path, nargs="+",
+                        help="more dataset roots whose training descriptions it also learns "
+                             "from (overrides data.extra_roots)")
     parser.add_argument("--out", type=Path, help="run directory (overrides out_dir)")
     parser.add_argument("--epochs", type=int, help="passes over the descriptions (overrides "
                                                    "optim.epochs)")
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from training.listener_training import FINAL_DIR, load_listener_config, train_listener
 
     config = load_listener_config(args.config, root=args.data, out_dir=args.out,
-                                  epochs=args.epochs)
+                                  epochs=args.epochs, extra_roots=args.extra_data)
     summary = train_listener(config, args.checkpoint)
     for split, metrics in summary["metrics"].items():
         if metrics.get("items"):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -14,12 +15,14 @@ from training_testutil import TINY_MODEL, make_dataset, stage_config
 from scene_llm_ros.cli import main as cli_main
 from scene_llm_ros.fusion.encoders import BuiltinEncoderConfig, BuiltinPatchEncoder
 from scene_llm_ros.model import SceneLlm
+from scene_llm_ros.model.segment_listener import ListenerShape
 from training.answerer_training import load_answerer_config, train_answerer
 from training.checkpoints import read_training_json
 from training.dataset import SplitScenes
 from training.errors import TrainingConfigError
-from training.listener_training import load_listener_config
+from training.listener_training import ReferringData, load_listener_config
 from training.scene_cache import FrameSelection, SceneTokenCache
+from training.scene_segments import checkpoint_scene_cache
 from training.trainer import Trainer, train
 
 ALIGN = ["feature_lift", "position_embedding", "projector"]
@@ -146,6 +149,34 @@ def test_the_listener_and_answerer_train_on_a_checkpoint_and_ground_answers(work
     assert status == 0
     with pytest.raises(TrainingConfigError, match="unknown keys"):
         load_listener_config(_written(root / "bad.yaml", {"listener": {"width": 3}}))
+
+    # Another dataset's rooms (the same scene ids, other rooms) add their descriptions.
+    other = make_dataset(root / "other", seed=6)
+    extra_out = root / "listener_extra"
+    assert cli_main(["train-listener", "--config", str(config), "--checkpoint",
+                     str(llm.final_dir), "--out", str(extra_out), "--epochs", "1",
+                     "--extra-data", str(other)]) == 0
+    settings = load_listener_config(config).data
+    listener_model = SceneLlm.from_pretrained(llm.final_dir)
+
+    def referring(dataset, cache_dir):
+        return ReferringData(listener_model, SplitScenes.discover(dataset, "train"),
+                             checkpoint_scene_cache(listener_model, llm.final_dir,
+                                                    str(dataset), cache_dir),
+                             replace(settings, root=str(dataset), cache_dir=cache_dir),
+                             "train", ListenerShape(max_segments=16))
+
+    joined, extra = referring(data, str(cache)), referring(other, None)
+    own = len(joined.items)
+    joined.join(extra)
+    assert extra.items and len(joined.items) == own + len(extra.items) == json.loads(
+        (extra_out / "listener.json").read_text())["metrics"]["train"]["items"]
+    # Each item is collated with its own room's segments, though the ids are shared.
+    assert any(len(joined.segments.features[s].segments) !=
+               len(extra.segments.features[s].segments)
+               for s in set(joined.segments.features) & set(extra.segments.features))
+    for item in joined.items:
+        assert joined.collate([item], [0])[3].shape[1] == len(item.ious)
 
     # A later stage gives the model referent tokens, which the listener fills.
     referents = train(stage_config(

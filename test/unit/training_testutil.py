@@ -12,9 +12,10 @@ SYNTH = SynthConfig(width=160, height=120, num_frames=12, write_sens=False,
 TINY_MODEL = {"init": "tiny", "tiny": {"vocab_size": 400}, "max_new_tokens": 12}
 
 
-def make_dataset(root: Path) -> Path:
-    """Write the tiny synthetic dataset into ``root`` and return it."""
-    write_dataset(root, SYNTH, scenes=4, seed=5)
+def make_dataset(root: Path, seed: int = 5) -> Path:
+    """Write the tiny synthetic dataset (other rooms, same scene ids for another ``seed``)
+    into ``root`` and return it."""
+    write_dataset(root, SYNTH, scenes=4, seed=seed)
     return root
 
 
