@@ -151,18 +151,21 @@ def answer_vocabulary(data: AnswererData) -> list[str]:
     first (ties alphabetically).
 
     Answers that are equal under the benchmarks' normalisation (:func:`clean_answer`: "1"
-    and "one", "the door" and "door") count as one, written in their most common form.
+    and "one", "the door" and "door") count as one, once per question, written in their
+    most common form.
     """
     counts: collections.Counter = collections.Counter()
     forms: dict[str, collections.Counter] = {}
     for source, record in _records(data, data.split):
+        keys = set()
         # Sorted: the most common form of an answer is then the alphabetically first among
         # equals in every run, whatever the string hash seed.
         for answer in sorted({a.strip() for a in _reference_answers(source, record)}):
             key = clean_answer(answer)
             if key:
-                counts[key] += 1
+                keys.add(key)
                 forms.setdefault(key, collections.Counter())[answer] += 1
+        counts.update(keys)
     kept = sorted((key for key, n in counts.items() if n >= data.min_answer_count),
                   key=lambda key: (-counts[key], key))
     return [forms[key].most_common(1)[0][0] for key in kept]

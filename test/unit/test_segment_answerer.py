@@ -212,10 +212,17 @@ def test_the_answer_vocabulary_writes_each_answer_in_one_form_whatever_the_hash_
     from training import answerer_training
 
     records = [("scanqa", SimpleNamespace(answers=pair)) for pair in (
-        ["three", "3"], ["3", "three"], ["the door", "door"], ["door"], ["chair"])]
+        ["three", "3"], ["3", "three"], ["three", "3"], ["the door", "door"], ["door"],
+        ["chair"])]
     for order in (records, records[::-1]):
         monkeypatch.setattr(answerer_training, "_records", lambda data, split, o=order: o)
         vocabulary = answerer_training.answer_vocabulary(
             answerer_training.AnswererData(min_answer_count=2))
         # The most frequent first; of equally common forms the alphabetically first.
         assert vocabulary == ["3", "door"]
+    # An answer counts once per question, however many of its forms the question lists.
+    monkeypatch.setattr(answerer_training, "_records", lambda data, split: [
+        ("scanqa", SimpleNamespace(answers=answers))
+        for answers in (["three", "3"], ["chair"], ["chair"])])
+    assert answerer_training.answer_vocabulary(
+        answerer_training.AnswererData(min_answer_count=2)) == ["chair"]
