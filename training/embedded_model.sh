@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the embedded default model shipped in scene_llm_ros/embedded_model/ (2 CPU cores,
-# about an hour and 35 minutes). Run from the repository root after `make setup`:
+# about an hour and 45 minutes). Run from the repository root after `make setup`:
 #   . tools/env.sh && bash training/embedded_model.sh [WORK_DIR]
 # WORK_DIR (default runs/embedded_model) receives the dataset, the runs and the evaluation;
 # the package copy is replaced only after every step succeeded.
@@ -8,6 +8,7 @@ set -euo pipefail
 work="${1:-runs/embedded_model}"
 data="$work/synth300"
 extra="$work/synth300_seed8"
+more="$work/synth300_seed9"
 mkdir -p "$work"
 # One torch thread: on 2 cores a second busy process makes two threads spin-wait (47x slower).
 export OMP_NUM_THREADS=1
@@ -16,14 +17,16 @@ export OMP_NUM_THREADS=1
 [ -d "$data/annotations" ] || scene-llm synth --out "$data" --scenes 300 --seed 7 --frames 30 \
     --width 320 --height 240 --no-sens --split-ratios 0.9,0.0,0.1
 
-# 300 more rooms from another seed, all for training, that only stage 0 sees: the encoder's
+# 600 more rooms from two other seeds, all for training, that only stage 0 sees: the encoder's
 # patch classes are what object segments are cut along, and they generalise with more rooms.
 [ -d "$extra/annotations" ] || scene-llm synth --out "$extra" --scenes 300 --seed 8 \
+    --frames 30 --width 320 --height 240 --no-sens --split-ratios 1,0,0
+[ -d "$more/annotations" ] || scene-llm synth --out "$more" --scenes 300 --seed 9 \
     --frames 30 --width 320 --height 240 --no-sens --split-ratios 1,0,0
 
 # Stage 0: the built-in patch encoder learns the words of the objects its patches show.
 OMP_NUM_THREADS=2 scene-llm align-encoder --config training/configs/encoder_alignment.yaml \
-    --data "$data" --extra-data "$extra" --out "$work/encoder"
+    --data "$data" --extra-data "$extra" "$more" --out "$work/encoder"
 
 # The whole scene LLM (tiny LLM from a config + scene modules + grounding head), all tasks.
 scene-llm train --config training/configs/embedded.yaml --data "$data" --out "$work/llm" \

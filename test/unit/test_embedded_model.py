@@ -29,7 +29,9 @@ def test_the_embedded_model_grounds_objects_of_a_fused_room():
     assert load_patch_encoder("embedded").identity == model.patch_encoder.identity
     settings = model_scene_tokens("embedded")
     assert settings == model.config.scene_tokens and settings["max_patch_tokens"] > 0
-    scene = generate_scene(11, "scene9000_00", SynthConfig(width=320, height=240, num_frames=20,
+    # 40 frames: with 20 or 30 the map also calls the sofa's near end a coffee table, and the
+    # model may ground (20) or colour (30) that part when asked about the coffee table.
+    scene = generate_scene(11, "scene9000_00", SynthConfig(width=320, height=240, num_frames=40,
                                                            write_sens=False))
     fusion = SceneFusion(FusionConfig(**settings), encoder=model.patch_encoder)
     for frame in scene.frames:
@@ -49,8 +51,7 @@ def test_the_embedded_model_grounds_objects_of_a_fused_room():
         fusion.integrate(frame)
     grounder = SnapshotGrounder(fusion.snapshot())
     assert model.segment_listener is not None
-    # (With 20 frames the map calls part of the sofa a desk; "Find the sofa." picks that part.)
-    for name in ("tv", "coffee table"):
+    for name in ("tv", "coffee table", "sofa"):
         (label, geometry), = ground_answer(model, grounder, answer.objects,
                                            question=f"Find the {name}.", task="ground")
         truth = next(o for o in scene.objects if o.label == name)
