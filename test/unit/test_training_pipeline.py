@@ -177,6 +177,10 @@ def test_the_listener_and_answerer_train_on_a_checkpoint_and_ground_answers(work
                for s in set(joined.segments.features) & set(extra.segments.features))
     for item in joined.items:
         assert joined.collate([item], [0])[3].shape[1] == len(item.ious)
+    # A dataset whose map names other classes cannot join: its one-hot rows would lie.
+    extra.class_names = extra.class_names[::-1]
+    with pytest.raises(TrainingConfigError, match="other classes"):
+        joined.join(extra)
 
     # A later stage gives the model referent tokens, which the listener fills.
     referents = train(stage_config(
