@@ -189,18 +189,27 @@ class SegmentListener(checkpoint.SideModuleFiles, nn.Module):
                           src_key_padding_mask=padding)
         state = self.segment(torch.cat([segments, colours], dim=-1))
         for k in range(self.config.relation_layers):
-            state = self._read(k, state, words, padding)
-            normed = self.relation_norm[k](state)
-            hidden = F.gelu(self.from_receiver[k](normed)[:, :, None]
-                            + self.from_sender[k](normed)[:, None]
-                            + self.from_pair[k](pairs))  # (B, S, S, W)
-            weights = self.attention[k](hidden).squeeze(-1)
-            weights = weights.masked_fill(~segment_mask[:, None, :], -1e9).softmax(dim=-1)
-            state = state + (weights[..., None] * self.message[k](hidden)).sum(dim=2)
+            state = self._relate(k, self._read(k, state, words, padding), pairs, segment_mask)
         # The last read sees the ranks, so that "closest" and "farthest" can pick theirs.
         update, candidates = self.comparison(state, segments, pairs, segment_mask)
         state = self._read(self.config.relation_layers, state + update, words, padding)
         return ListenerReading(state, words, candidates)
+
+    def _relate(self, round_index: int, state: torch.Tensor, pairs: torch.Tensor,
+                segment_mask: torch.Tensor) -> torch.Tensor:
+        """Segment states after a relation round: each receiver adds the attention-weighted
+        mean of the messages its segments send it."""
+        k = round_index
+        normed = self.relation_norm[k](state)
+        # In place: the (B, S, S, W) grid is the round's largest tensor.
+        hidden = F.gelu(self.from_pair[k](pairs).add_(self.from_receiver[k](normed)[:, :, None])
+                        .add_(self.from_sender[k](normed)[:, None]))
+        weights = self.attention[k](hidden).squeeze(-1)
+        weights = weights.masked_fill(~segment_mask[:, None, :], -1e9).softmax(dim=-1)
+        # The message is affine in the hidden pair and each receiver's weights sum to 1, so
+        # projecting the weighted mean of the hidden pairs equals weighting the projected
+        # messages, at 1/S of the cost.
+        return state + self.message[k](torch.einsum("bij,bijw->biw", weights, hidden))
 
     def _read(self, round_index: int, state: torch.Tensor, words: torch.Tensor,
               padding: torch.Tensor) -> torch.Tensor:

@@ -134,6 +134,33 @@ def test_the_listener_scores_a_room_and_its_quarter_turn_alike():
     assert not torch.allclose(*one_reading, atol=1e-3)
 
 
+def test_a_relation_round_weights_each_pairs_own_message():
+    """Each receiver adds the attention-weighted sum of the messages of the pairs it is in
+    (computed pair by pair here); padding segments send nothing, and the gradients agree."""
+    torch.manual_seed(0)
+    listener = SegmentListener(SegmentListenerConfig(vocab_size=len(WORDS),
+                                                     class_names=list(NAMES), hidden_size=32))
+    state = torch.randn(2, 5, 32, requires_grad=True)
+    pairs = torch.randn(2, 5, 5, PAIR_FEATURES)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    fast = listener._relate(1, state, pairs, mask)
+    normed = listener.relation_norm[1](state)
+    hidden = F.gelu(listener.from_receiver[1](normed)[:, :, None]
+                    + listener.from_sender[1](normed)[:, None] + listener.from_pair[1](pairs))
+    weights = listener.attention[1](hidden).squeeze(-1).masked_fill(~mask[:, None], -1e9)
+    messages = listener.message[1](hidden)  # (B, S, S, W): one per pair
+    slow = state + (weights.softmax(dim=-1)[..., None] * messages).sum(dim=2)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    (fast_grad,) = torch.autograd.grad(fast.square().sum(), state)
+    (slow_grad,) = torch.autograd.grad(slow.square().sum(), state)
+    torch.testing.assert_close(fast_grad, slow_grad, atol=1e-4, rtol=1e-4)
+    # A padding segment's state does not reach the real ones.
+    moved = state.detach().clone()
+    moved[1, 3:] += 10.0
+    torch.testing.assert_close(listener._relate(1, moved, pairs, mask)[1, :3], fast[1, :3],
+                               atol=1e-5, rtol=1e-5)
+
+
 def test_relative_colours_hold_under_a_rooms_exposure_and_tint():
     """A white chair in a dim, warm room and a grey chair in a bright, neutral one look alike
     in raw fused colour; against their own walls they differ, and the same room filmed
