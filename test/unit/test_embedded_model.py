@@ -38,7 +38,7 @@ def test_the_embedded_model_grounds_objects_of_a_fused_room():
         fusion.integrate(frame)
     snapshot = fusion.snapshot()
     assert len(snapshot.positions) == settings["max_patch_tokens"]
-    answer = model.answer(snapshot, "the bed", task="ground")
+    answer = model.answer(snapshot, "the sofa", task="ground")  # (the room has no bed)
     assert answer.objects, answer.text
     box = answer.objects[0]
     low, high = snapshot.bounds_min - 0.5, snapshot.bounds_max + 0.5
