@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the embedded default model shipped in scene_llm_ros/embedded_model/ (2 CPU cores,
-# about an hour and 45 minutes). Run from the repository root after `make setup`:
+# about an hour and 52 minutes). Run from the repository root after `make setup`:
 #   . tools/env.sh && bash training/embedded_model.sh [WORK_DIR]
 # WORK_DIR (default runs/embedded_model) receives the dataset, the runs and the evaluation;
 # the package copy is replaced only after every step succeeded.
@@ -18,8 +18,9 @@ synth() {  # OUT SEED SPLIT_RATIOS: 300 rooms of 30 frames of 320x240 each, unle
         --width 320 --height 240 --no-sens --split-ratios "$3"
 }
 # Two datasets at a time, one per core. 300 rooms: 270 train, 30 test (never seen in training);
-# 600 more rooms from two other seeds, all for training, that only stage 0 sees: the encoder's
-# patch classes are what object segments are cut along, and they generalise with more rooms.
+# 600 more rooms from two other seeds, all for training, that stage 0 and the listener see:
+# the encoder's patch classes are what object segments are cut along, and they generalise
+# with more rooms; so do the listener's relations.
 synth "$data" 7 0.9,0.0,0.1 &
 main_rooms=$!
 synth "$extra" 8 1,0,0
@@ -39,14 +40,12 @@ ranks="torchrun --standalone --nproc_per_node=2 -m training"
 $ranks --config training/configs/embedded.yaml --data "$data" --out "$work/llm" \
     --encoder "$work/encoder/patch_encoder"
 
-# More steps of the whole scene LLM on a mix weighted towards question answering.
-$ranks --config training/configs/qa_tuning.yaml --data "$data" --out "$work/qa" \
-    --init-from "$work/llm/final"
-
-# The box completer (whole object boxes from the seen parts), then the segment listener:
-# which object segment of the fused scene a description means.
+# The segment listener (which object segment of the fused scene a description means), from
+# the descriptions of all 870 rooms (the extra ones fused here, two processes at a time),
+# then the box completer (whole object boxes from the seen parts).
 OMP_NUM_THREADS=2 scene-llm train-listener --config training/configs/segment_listener.yaml \
-    --checkpoint "$work/qa/final" --data "$data" --out "$work/listener"
+    --checkpoint "$work/llm/final" --data "$data" --extra-data "$extra" "$more" \
+    --out "$work/listener"
 
 # The segment answerer: short answers (ScanQA, SQA3D) from the segments, starting from the
 # listener.

@@ -78,12 +78,19 @@ class ListenerData(SegmentStageData):
     :ivar extra_roots: more datasets whose ``split`` descriptions the listener learns from
         too, over their rooms fused the way the checkpoint was trained (each root's own
         ``scene_token_cache``); the box completer and the held-out scores stay ``root``'s.
+    :ivar fusion_workers: processes that fuse the extra roots' rooms not cached yet.
     """
 
     multi3drefer: bool = True
     min_target_iou: float = 0.25
     quarter_turns: bool = True
     extra_roots: list[str] = field(default_factory=list)
+    fusion_workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.fusion_workers < 1:
+            raise TrainingConfigError(f"data.fusion_workers must be >= 1, got "
+                                      f"{self.fusion_workers}")
 
 
 @dataclass
@@ -290,10 +297,11 @@ def train_listener(config: ListenerTrainingConfig, checkpoint_dir: str | Path) -
     train = ReferringData(model, train_scenes, cache, data, data.split, shape)
     for root in data.extra_roots:
         extra = replace(data, root=root, annotations_dir=None, cache_dir=None)
-        train.join(ReferringData(
-            model, SplitScenes.discover(root, data.split),
-            checkpoint_scene_cache(model, checkpoint_dir, root, None), extra, data.split,
-            shape))
+        extra_scenes = SplitScenes.discover(root, data.split)
+        extra_cache = checkpoint_scene_cache(model, checkpoint_dir, root, None)
+        extra_cache.fill(list(extra_scenes.scene_dirs.values()), workers=data.fusion_workers,
+                         desc=f"fuse {Path(root).name}")
+        train.join(ReferringData(model, extra_scenes, extra_cache, extra, data.split, shape))
     if not train.items:
         raise EmptyDatasetError(f"no referring expression of split {data.split!r} under "
                                 f"{data.root} has a segment overlapping its object")

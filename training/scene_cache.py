@@ -17,8 +17,10 @@ import hashlib
 import itertools
 import json
 import logging
+import multiprocessing
 import os
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from tqdm import tqdm
 
 import scene_llm_ros.data.scannet as scannet_package
 import scene_llm_ros.fusion as fusion_package
@@ -210,6 +213,26 @@ class SceneTokenCache:
                     path.name)
         return _snapshot_from_arrays(_arrays(snapshot), self.encoder.class_names)
 
+    def fill(self, scene_dirs: list[Path], *, workers: int = 1, desc: str = "fuse") -> int:
+        """Fuse the scenes that are not cached yet, ``workers`` processes at a time (one
+        torch thread each: on 2 cores two processes fuse 600 rooms in half the time of one);
+        return how many were fused.
+
+        :raises DataFormatError: when a scene cannot be fused.
+        """
+        missing = [Path(d) for d in scene_dirs if not self.path(d).is_file()]
+        if workers <= 1 or len(missing) <= 1:
+            for scene_dir in tqdm(missing, desc=desc, unit="scene"):
+                self.get(scene_dir)
+            return len(missing)
+        with ProcessPoolExecutor(min(workers, len(missing)),
+                                 mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_start_fusion_worker, initargs=(self,)) as pool:
+            for _ in tqdm(pool.map(_fuse_in_worker, missing), total=len(missing), desc=desc,
+                          unit="scene"):
+                pass
+        return len(missing)
+
     def _write(self, path: Path, snapshot: SceneSnapshot) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tensors = {name: torch.from_numpy(array) for name, array in _arrays(snapshot).items()}
@@ -218,3 +241,16 @@ class SceneTokenCache:
         save_file(tensors, str(temporary), metadata={"encoder": self.encoder.identity,
                                                      "scene_id": path.name.split("-")[0]})
         os.replace(temporary, path)
+
+
+_worker_cache: SceneTokenCache | None = None
+
+
+def _start_fusion_worker(cache: SceneTokenCache) -> None:
+    global _worker_cache
+    torch.set_num_threads(1)
+    _worker_cache = cache
+
+
+def _fuse_in_worker(scene_dir: Path) -> None:
+    _worker_cache.get(scene_dir)  # the snapshot stays on disk, not sent back

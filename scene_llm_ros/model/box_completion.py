@@ -56,13 +56,20 @@ class BoxCompleterConfig:
         return len(self.class_names) + SEGMENT_GEOMETRY_FEATURES + ROOM_CONTEXT_FEATURES
 
 
+def completed_boxes(center: torch.Tensor, size: torch.Tensor, deltas: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., 3) centres and sizes moved by (..., 6) deltas (centre offset, log size ratio);
+    differentiable in ``deltas``."""
+    grown = torch.exp(torch.log(size + _SIZE_FLOOR_M) + deltas[..., 3:]) - _SIZE_FLOOR_M
+    return center + deltas[..., :3], grown.clamp_min(MIN_COMPLETED_SIZE_M)
+
+
 def complete_box(center: np.ndarray, size: np.ndarray, deltas: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(..., 3) centres and sizes moved by (..., 6) deltas (centre offset, log size ratio)."""
-    center, size = np.asarray(center, np.float64), np.asarray(size, np.float64)
-    deltas = np.asarray(deltas, np.float64)
-    grown = np.exp(np.log(size + _SIZE_FLOOR_M) + deltas[..., 3:]) - _SIZE_FLOOR_M
-    return center + deltas[..., :3], np.maximum(grown, MIN_COMPLETED_SIZE_M)
+    """:func:`completed_boxes` of float64 arrays."""
+    center, size = completed_boxes(*(torch.from_numpy(np.asarray(a, np.float64))
+                                     for a in (center, size, deltas)))
+    return center.numpy(), size.numpy()
 
 
 def box_deltas(center: np.ndarray, size: np.ndarray, target_center: np.ndarray,

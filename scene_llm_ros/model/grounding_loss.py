@@ -26,11 +26,28 @@ class GroundingLosses:
 def axis_aligned_iou(centers_a: torch.Tensor, sizes_a: torch.Tensor, centers_b: torch.Tensor,
                      sizes_b: torch.Tensor) -> torch.Tensor:
     """Differentiable IoU of paired axis-aligned boxes (N, 3) -> (N,); full sizes."""
+    return _overlap(centers_a, sizes_a, centers_b, sizes_b)[0]
+
+
+def generalized_iou(centers_a: torch.Tensor, sizes_a: torch.Tensor, centers_b: torch.Tensor,
+                    sizes_b: torch.Tensor) -> torch.Tensor:
+    """Differentiable GIoU (Rezatofighi et al., 2019) of paired axis-aligned boxes (N, 3) ->
+    (N,) in (-1, 1]: the IoU minus the share of the enclosing box that neither box fills, so
+    disjoint boxes still pull together."""
+    iou, union = _overlap(centers_a, sizes_a, centers_b, sizes_b)
+    enclosing = (torch.maximum(centers_a + sizes_a / 2, centers_b + sizes_b / 2)
+                 - torch.minimum(centers_a - sizes_a / 2, centers_b - sizes_b / 2)).prod(dim=-1)
+    return iou - (enclosing - union) / enclosing.clamp(min=1e-9)
+
+
+def _overlap(centers_a: torch.Tensor, sizes_a: torch.Tensor, centers_b: torch.Tensor,
+             sizes_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(IoU, union volume) of paired boxes."""
     low = torch.maximum(centers_a - sizes_a / 2, centers_b - sizes_b / 2)
     high = torch.minimum(centers_a + sizes_a / 2, centers_b + sizes_b / 2)
     intersection = (high - low).clamp(min=0).prod(dim=-1)
     union = sizes_a.prod(dim=-1) + sizes_b.prod(dim=-1) - intersection
-    return intersection / union.clamp(min=1e-9)
+    return intersection / union.clamp(min=1e-9), union
 
 
 def matching_targets(positions: torch.Tensor, centers: torch.Tensor, sizes: torch.Tensor

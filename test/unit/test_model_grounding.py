@@ -16,7 +16,11 @@ from scene_llm_ros.model import (
     prepare_scene_inputs,
 )
 from scene_llm_ros.model.grounding import GroundingHead
-from scene_llm_ros.model.grounding_loss import axis_aligned_iou, matching_targets
+from scene_llm_ros.model.grounding_loss import (
+    axis_aligned_iou,
+    generalized_iou,
+    matching_targets,
+)
 
 
 def _grid_positions() -> torch.Tensor:
@@ -66,6 +70,22 @@ def test_iou_of_identical_boxes_is_one_and_of_disjoint_boxes_zero():
     others = torch.tensor([[0.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
     torch.testing.assert_close(axis_aligned_iou(centers, sizes, others, sizes),
                                torch.tensor([1.0, 0.0]))
+
+
+def test_generalized_iou_counts_the_empty_part_of_the_enclosing_box():
+    unit = torch.ones(3, 3)
+    centers = torch.zeros(3, 3)
+    others = torch.tensor([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
+    other_sizes = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [2.0, 1.0, 1.0]])
+    # Identical: 1. A gap of 1 between two unit cubes: IoU 0, enclosing 3, union 2. A cube
+    # inside a box twice its length: IoU 0.5, nothing of the enclosing box is empty.
+    torch.testing.assert_close(generalized_iou(centers, unit, others, other_sizes),
+                               torch.tensor([1.0, -1.0 / 3.0, 0.5]))
+    torch.testing.assert_close(generalized_iou(centers, unit, others, other_sizes)[2],
+                               axis_aligned_iou(centers, unit, others, other_sizes)[2])
+    moved = torch.tensor([[3.0, 0.0, 0.0]], requires_grad=True)
+    generalized_iou(moved, unit[:1], centers[:1], unit[:1]).sum().backward()
+    assert moved.grad[0, 0] < 0  # disjoint boxes are still pulled together
 
 
 def test_losses_are_finite_and_decrease_on_a_toy_target():

@@ -29,7 +29,7 @@ from training.dataset import SplitScenes, build_samples, corpus_texts
 from training.encode import encode_sample
 from training.encoder_alignment import load_alignment_config
 from training.errors import TrainingConfigError
-from training.listener_training import load_listener_config
+from training.listener_training import ListenerData, load_listener_config
 from training.scene_cache import FrameSelection, SceneTokenCache, scene_cache_key
 
 
@@ -215,3 +215,23 @@ def test_scene_cache_hits_and_invalidates_on_encoder_and_fusion_changes(dataset,
         assert key() != base
     finally:
         (scene_dir / "frames" / "color" / "extra.jpg").unlink()
+
+
+def test_scene_cache_fuses_missing_scenes_in_worker_processes(dataset, tmp_path):
+    scene_dirs = sorted((dataset / "scans").iterdir())[:3]
+    settings = {"encoder": BuiltinPatchEncoder(seed=0), "fusion": FusionConfig(max_patch_tokens=48),
+                "frames": FrameSelection(every_nth=1, max_frames=6)}
+    parallel = SceneTokenCache(tmp_path / "parallel", **settings)
+    parallel.get(scene_dirs[0])
+    assert parallel.fill(scene_dirs, workers=2) == 2
+    assert all(parallel.path(d).is_file() for d in scene_dirs)
+    assert parallel.fill(scene_dirs, workers=2) == 0
+    one_process = SceneTokenCache(tmp_path / "one_process", **settings)
+    assert one_process.fill(scene_dirs) == 3
+    for scene_dir in scene_dirs:
+        # The same tokens as fused in this process (the surface's point order may differ).
+        tokens, reference = parallel.get(scene_dir), one_process.get(scene_dir)
+        np.testing.assert_array_equal(tokens.positions, reference.positions)
+        np.testing.assert_array_equal(tokens.features, reference.features)
+    with pytest.raises(TrainingConfigError, match="fusion_workers"):
+        ListenerData(fusion_workers=0)
