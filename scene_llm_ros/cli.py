@@ -12,6 +12,7 @@ import logging
 import sys
 
 from scene_llm_ros import __version__
+from scene_llm_ros.allocator import reuse_freed_memory
 from scene_llm_ros.errors import SceneLlmError
 from scene_llm_ros.nodes.runtime import prefer_passive_openmp
 
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     if any(arg in NODE_VERBS for arg in arguments[:2]):
         prefer_passive_openmp()
+    else:
+        reuse_freed_memory()
     parser = build_parser()
     args = parser.parse_args(arguments)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

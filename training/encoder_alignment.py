@@ -36,7 +36,7 @@ from training.checkpoints import TENSORBOARD_DIR
 from training.config import OptimConfig
 from training.dataset import SplitScenes
 from training.epoch_stage import EpochOptim, load_epoch_stage_config
-from training.errors import EmptyDatasetError
+from training.errors import EmptyDatasetError, TrainingConfigError
 from training.patch_targets import (
     SceneObjectLookup,
     WordVocabulary,
@@ -55,6 +55,8 @@ ENCODER_DIR = "patch_encoder"
 SUMMARY_JSON = "alignment.json"
 #: Every n-th pixel is lifted to find what the patches show.
 _PIXEL_STEP = 4
+#: ``optim.mixed_precision`` values and the autocast dtype of each (None: float32).
+MIXED_PRECISIONS = {"none": None, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -86,18 +88,37 @@ class AlignmentData:
 
 
 @dataclass
+class AlignmentOptim(EpochOptim):
+    """The shared epoch schedule and the precision of the forward pass.
+
+    :ivar mixed_precision: ``"bf16"`` runs the encoder's forward pass under bfloat16
+        autocast (the weights, their gradients and the loss stay float32): on a CPU with
+        AMX or AVX512-BF16 a step takes half the time (benchmarks/training_steps.py);
+        on one without, it is slower. ``"none"``: float32 throughout.
+    """
+
+    mixed_precision: str = "none"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise TrainingConfigError(f"optim.mixed_precision must be one of "
+                                      f"{sorted(MIXED_PRECISIONS)}, got {self.mixed_precision!r}")
+
+
+@dataclass
 class AlignmentConfig:
     """The whole stage (``training/configs/encoder_alignment.yaml``)."""
 
     seed: int = 0
     data: AlignmentData = field(default_factory=AlignmentData)
     encoder: BuiltinEncoderConfig = field(default_factory=BuiltinEncoderConfig)
-    optim: EpochOptim = field(default_factory=EpochOptim)
+    optim: AlignmentOptim = field(default_factory=AlignmentOptim)
     out_dir: str = "runs/encoder"
     log_every: int = 10
 
 
-_SECTIONS = {"data": AlignmentData, "encoder": BuiltinEncoderConfig, "optim": EpochOptim}
+_SECTIONS = {"data": AlignmentData, "encoder": BuiltinEncoderConfig, "optim": AlignmentOptim}
 
 
 def load_alignment_config(path: str | Path, **overrides: Any) -> AlignmentConfig:
@@ -289,6 +310,7 @@ def align_encoder(config: AlignmentConfig) -> dict[str, Any]:
     schedule = OptimConfig(lr=optim.lr, warmup_steps=min(optim.warmup_steps, total),
                            max_steps=total, min_lr_ratio=optim.min_lr_ratio)
     writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR))
+    autocast_dtype = MIXED_PRECISIONS[optim.mixed_precision]
     bar = tqdm(total=total, desc="align encoder", unit="step")
     step = 0
     encoder.net.train()
@@ -305,9 +327,11 @@ def align_encoder(config: AlignmentConfig) -> dict[str, Any]:
             lr = lr_at(step, schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            word_logits, class_logits = heads(encoder.net(encoder.preprocess(
-                np.ascontiguousarray(images))))
-            loss = alignment_loss(word_logits, class_logits,
+            with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16,
+                                enabled=autocast_dtype is not None):
+                word_logits, class_logits = heads(encoder.net(encoder.preprocess(
+                    np.ascontiguousarray(images))))
+            loss = alignment_loss(word_logits.float(), class_logits.float(),
                                   *(torch.from_numpy(np.ascontiguousarray(a))
                                     for a in (targets, classes, weights)))
             optimizer.zero_grad(set_to_none=True)

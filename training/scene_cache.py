@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 import scene_llm_ros.data.scannet as scannet_package
 import scene_llm_ros.fusion as fusion_package
+from scene_llm_ros.allocator import reuse_freed_memory
 from scene_llm_ros.data.scannet import find_scene_files, iter_scene_frames
 from scene_llm_ros.errors import DataFormatError, InvalidFrameError
 from scene_llm_ros.fusion.config import FusionConfig
@@ -248,6 +249,7 @@ _worker_cache: SceneTokenCache | None = None
 
 def _start_fusion_worker(cache: SceneTokenCache) -> None:
     global _worker_cache
+    reuse_freed_memory()
     torch.set_num_threads(1)
     _worker_cache = cache
 

@@ -68,10 +68,12 @@ class PatchMemory:
         unique_keys, inverse = np.unique(keys, return_inverse=True)
         # Sums per voxel within this batch first, then one running-mean update per voxel.
         n_batch = np.bincount(inverse, minlength=len(unique_keys))
-        sum_pos = np.zeros((len(unique_keys), 3), np.float64)
-        np.add.at(sum_pos, inverse, positions)
-        sum_feat = np.zeros((len(unique_keys), self.feature_dim), np.float64)
-        np.add.at(sum_feat, inverse, features)
+        # Rows grouped by voxel in their original order, then summed per group: the same sums
+        # as np.add.at, which is about ten times slower.
+        order = np.argsort(inverse, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(n_batch)[:-1]])
+        sum_pos = np.add.reduceat(positions[order].astype(np.float64), starts, axis=0)
+        sum_feat = np.add.reduceat(features[order].astype(np.float64), starts, axis=0)
 
         slots = np.empty(len(unique_keys), np.int64)
         new = 0

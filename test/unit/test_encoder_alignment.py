@@ -19,11 +19,11 @@ from training.encoder_alignment import (
     SUMMARY_JSON,
     AlignmentConfig,
     AlignmentData,
+    AlignmentOptim,
     align_encoder,
     collect_frames,
     load_alignment_config,
 )
-from training.epoch_stage import EpochOptim
 from training.errors import TrainingConfigError
 from training.objects import load_scene_objects
 from training.patch_targets import (
@@ -96,13 +96,16 @@ def test_vocabulary_keeps_class_words_and_frequent_description_words():
     assert not WordVocabulary([]).profile("chair", []).size
 
 
-def test_aligned_encoder_learns_and_travels_inside_model_checkpoints(dataset, tmp_path):
+@pytest.mark.parametrize("mixed_precision", ["none", "bf16"])
+def test_aligned_encoder_learns_and_travels_inside_model_checkpoints(dataset, tmp_path,
+                                                                     mixed_precision):
     # The same rooms once more as an "extra" dataset: every training frame counts twice.
     config = AlignmentConfig(
         data=AlignmentData(root=str(dataset), eval_split="test", every_nth_frame=2,
                            vocabulary_min_count=1, extra_roots=[str(dataset)]),
-        encoder=SMALL_ENCODER, optim=EpochOptim(lr=3e-3, epochs=15, batch_size=8,
-                                                    warmup_steps=0),
+        encoder=SMALL_ENCODER, optim=AlignmentOptim(lr=3e-3, epochs=15, batch_size=8,
+                                                    warmup_steps=0,
+                                                    mixed_precision=mixed_precision),
         out_dir=str(tmp_path / "encoder"), log_every=1)
     summary = align_encoder(config)
     metrics = summary["metrics"]
@@ -142,6 +145,9 @@ def test_alignment_config_rejects_unknown_keys_and_bad_values(tmp_path):
         load_alignment_config(path)
     path.write_text("optim: {epochs: 0}\n")
     with pytest.raises(TrainingConfigError, match="epochs"):
+        load_alignment_config(path)
+    path.write_text("optim: {mixed_precision: fp8}\n")
+    with pytest.raises(TrainingConfigError, match="mixed_precision"):
         load_alignment_config(path)
     path.write_text("data: {rooot: x}\n")
     with pytest.raises(TrainingConfigError, match="rooot"):
