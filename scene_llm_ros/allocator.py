@@ -4,7 +4,7 @@ glibc serves every allocation above its mmap threshold (adaptive, but never abov
 with a fresh ``mmap`` and unmaps it on free, so a training step whose tensors are larger
 than that pays page faults and the kernel's zeroing for each of them, every step. The
 segment listener's (32, 48, 48, 128) relation grid is 38 MB: a GELU over it took 14 ms
-instead of 3, and a whole listener step 288 ms instead of 167 (benchmarks/training_steps.py).
+instead of 3, and a whole listener step 263 ms instead of 164 (benchmarks/training_steps.py).
 Serving large blocks from the heap and never trimming it lets the next step reuse them, as
 jemalloc and tcmalloc (PyTorch's CPU tuning advice) do; the price is that the process keeps
 its peak memory until it exits, which an offline job does not mind.
