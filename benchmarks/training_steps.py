@@ -39,14 +39,15 @@ from scene_llm_ros.model.segment_listener import LISTENER_DIR, SegmentListener
 _BATCH, _SEGMENTS, _WORDS = 32, 48, 40
 
 
+def _step_ms(step) -> float:
+    start = time.perf_counter()
+    step()
+    return (time.perf_counter() - start) * 1000.0
+
+
 def _median_ms(step, steps: int) -> float:
     step()  # warm-up: first allocations, oneDNN kernels
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
+    return statistics.median(_step_ms(step) for _ in range(steps))
 
 
 def listener_step_ms(steps: int) -> float:
@@ -95,9 +96,11 @@ def encoder_step_ms(steps: int) -> dict[str, float]:
         optimizer.step()
 
     times: dict[str, list[float]] = {"float32": [], "bf16": []}
+    for name in times:  # warm-up of each precision's kernels
+        step(name == "bf16")
     for _ in range(steps):
         for name in times:
-            times[name].append(_median_ms(lambda name=name: step(name == "bf16"), 1))
+            times[name].append(_step_ms(lambda name=name: step(name == "bf16")))
     return {name: statistics.median(values) for name, values in times.items()}
 
 

@@ -55,8 +55,8 @@ ENCODER_DIR = "patch_encoder"
 SUMMARY_JSON = "alignment.json"
 #: Every n-th pixel is lifted to find what the patches show.
 _PIXEL_STEP = 4
-#: ``optim.mixed_precision`` values and the autocast dtype of each (None: float32).
-MIXED_PRECISIONS = {"none": None, "bf16": torch.bfloat16}
+#: ``optim.mixed_precision`` values: float32 throughout, or bfloat16 autocast.
+MIXED_PRECISIONS = ("none", "bf16")
 
 
 @dataclass
@@ -103,7 +103,7 @@ class AlignmentOptim(EpochOptim):
         super().__post_init__()
         if self.mixed_precision not in MIXED_PRECISIONS:
             raise TrainingConfigError(f"optim.mixed_precision must be one of "
-                                      f"{sorted(MIXED_PRECISIONS)}, got {self.mixed_precision!r}")
+                                      f"{list(MIXED_PRECISIONS)}, got {self.mixed_precision!r}")
 
 
 @dataclass
@@ -310,7 +310,6 @@ def align_encoder(config: AlignmentConfig) -> dict[str, Any]:
     schedule = OptimConfig(lr=optim.lr, warmup_steps=min(optim.warmup_steps, total),
                            max_steps=total, min_lr_ratio=optim.min_lr_ratio)
     writer = SummaryWriter(str(out_dir / TENSORBOARD_DIR))
-    autocast_dtype = MIXED_PRECISIONS[optim.mixed_precision]
     bar = tqdm(total=total, desc="align encoder", unit="step")
     step = 0
     encoder.net.train()
@@ -327,8 +326,8 @@ def align_encoder(config: AlignmentConfig) -> dict[str, Any]:
             lr = lr_at(step, schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16,
-                                enabled=autocast_dtype is not None):
+            with torch.autocast("cpu", dtype=torch.bfloat16,
+                                enabled=optim.mixed_precision == "bf16"):
                 word_logits, class_logits = heads(encoder.net(encoder.preprocess(
                     np.ascontiguousarray(images))))
             loss = alignment_loss(word_logits.float(), class_logits.float(),
